@@ -1,0 +1,1 @@
+"""Plumbing shared by every service: settings, logging, Redis, metrics, HTTP serving, contracts."""

@@ -1,0 +1,115 @@
+"""What the services say to each other, written down once and imported by both sides.
+
+- The worker PUBLISHes a `HashMessage` (JSON) on the `calculation` channel; the frontend decodes it.
+- The watcher writes `Weights` to ROUTING_KEY and publishes them on ROUTING_CHANNEL; the frontend's
+  router reads them (local demo; in Kubernetes the VirtualService does the routing).
+- The watcher writes its state (JSON object) to WATCHER_STATE_KEY and publishes it on
+  WATCHER_STATE_CHANNEL; the frontend shows it on the page.
+- The frontend counts its sends in FRONTEND_REQUESTS_METRIC; the watcher's local PromQL reads it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+CALCULATION_CHANNEL = "calculation"
+ROUTING_KEY = "istio-burst:routing"
+ROUTING_CHANNEL = "istio-burst:routing"
+WATCHER_STATE_KEY = "istio-burst:watcher"
+WATCHER_STATE_CHANNEL = "istio-burst:watcher"
+
+SUBSET_PRIMARY = "primary"
+SUBSET_BURST = "burst"
+SUBSETS = (SUBSET_PRIMARY, SUBSET_BURST)
+
+# Counter exposed by the frontend as `hashr_frontend_requests_total{target, outcome}`:
+# target = the subset name (or "default" for a single PROCESSOR_URL), outcome = ok|failed|skipped.
+FRONTEND_REQUESTS_METRIC = "hashr_frontend_requests_total"
+OUTCOME_OK = "ok"
+OUTCOME_FAILED = "failed"
+OUTCOME_SKIPPED = "skipped"
+
+
+class ContractError(ValueError):
+    """A message on a shared channel or key that does not follow its contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class HashMessage:
+    """One published hash.
+
+    `value` is exactly PREFIX + hash: what the page shows. `cluster` says which side produced it
+    (primary or burst), `worker` which process/pod, `published_at` is Unix time in seconds.
+    Wire format: a JSON object with these four keys, e.g.
+    {"value":"bursty-P9pq...s0=","cluster":"burst","worker":"worker-7d9f-x2","published_at":1732467012.51}
+    """
+
+    value: str
+    cluster: str
+    worker: str
+    published_at: float
+
+    def encode(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> HashMessage:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            # The 2018 worker published the bare string; accept it so mixed fleets still show.
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            cluster = SUBSET_BURST if text.startswith("bursty-") else SUBSET_PRIMARY
+            return cls(value=text, cluster=cluster, worker="unknown", published_at=time.time())
+        try:
+            return cls(
+                value=str(data["value"]),
+                cluster=str(data["cluster"]),
+                worker=str(data.get("worker", "unknown")),
+                published_at=float(data["published_at"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ContractError(f"bad hash message: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Route weights of the worker's two subsets: whole numbers that sum to 100."""
+
+    primary: int = 100
+    burst: int = 0
+
+    def __post_init__(self) -> None:
+        for name in SUBSETS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+                raise ContractError(f"weight {name}={value!r} is not a whole number in 0..100")
+        if self.primary + self.burst != 100:
+            raise ContractError(f"weights {self.primary}/{self.burst} do not sum to 100")
+
+    def as_dict(self) -> dict[str, int]:
+        return {SUBSET_PRIMARY: self.primary, SUBSET_BURST: self.burst}
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.as_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes | str | dict[str, Any]) -> Weights:
+        try:
+            data = raw if isinstance(raw, dict) else orjson.loads(raw)
+            return cls(primary=data[SUBSET_PRIMARY], burst=data[SUBSET_BURST])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ContractError(f"bad weights: {exc}") from exc
+
+    def __str__(self) -> str:
+        return f"{self.primary}/{self.burst}"
+
+
+PRIMARY_ONLY = Weights(100, 0)
+BURST_ONLY = Weights(0, 100)

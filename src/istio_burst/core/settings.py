@@ -1,0 +1,76 @@
+"""Settings: environment variables, a `.env` file and command-line flags, one mechanism for all.
+
+Each service declares a subclass of `ServiceSettings`; every field is one setting, its env var is
+the field name in upper case (PORT, REDIS_URL, PREFIX keep the original workshop's names), and
+`istio-burst <service> --help` is generated from the same fields, so the help cannot drift.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def normalize_redis_url(value: str) -> str:
+    """Accept the original's `host:port` (or a bare `host`) and redis:// or rediss:// URLs."""
+    value = value.strip()
+    if not value:
+        raise ValueError("REDIS_URL is empty")
+    if "://" in value:
+        scheme = value.split("://", 1)[0]
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"REDIS_URL scheme must be redis://, rediss:// or unix://, not {scheme}://"
+            )
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = value, "6379"
+    if not host:
+        raise ValueError(f"REDIS_URL {value!r} has no host")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"REDIS_URL {value!r} has an invalid port")
+    return f"redis://{host}:{port}/0"
+
+
+RedisURL = Annotated[str, AfterValidator(normalize_redis_url)]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    log_level: LogLevel = Field("INFO", description="log level: DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="log lines as JSON objects (json) or human-readable text (text)"
+    )
+
+    def log_effective(self, logger: logging.Logger, service: str) -> None:
+        """Log the effective settings once at start, secrets in URLs masked."""
+        logger.info("starting %s", service, extra={"settings": self.public_dict()})
+
+    def public_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in self.model_dump().items():
+            out[key] = _mask_password(value) if isinstance(value, str) and "@" in value else value
+        return out
+
+
+def _mask_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

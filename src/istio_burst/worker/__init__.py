@@ -1,0 +1,1 @@
+"""The worker: hashes strings and publishes the results on Redis."""

@@ -1,0 +1,26 @@
+"""Fixtures every test area shares. Everything a fixture starts, it stops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session; tests must not stop it (use `own_redis`)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server for one test, which the test may stop and restart."""
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()

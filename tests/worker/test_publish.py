@@ -1,0 +1,35 @@
+"""One POST gives exactly one message on the channel, with the prefix, as the response says."""
+
+from __future__ import annotations
+
+import httpx
+import redis
+
+from istio_burst.core.contracts import HashMessage
+from tests.support.channel import next_message
+from tests.support.redis_server import RedisServer
+
+
+def test_one_post_publishes_exactly_one_prefixed_message(
+    redis_server: RedisServer, burst_worker: str
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("calculation")
+    assert next_message(pubsub, timeout=0.2) is None  # consumes the subscribe confirmation
+    try:
+        response = httpx.post(burst_worker + "/", json={"str": "abcdefghij"}, timeout=5)
+        assert response.status_code == 200
+        answered = HashMessage.decode(response.content)
+
+        first = next_message(pubsub, timeout=5)
+        assert first is not None, "nothing was published"
+        published = HashMessage.decode(first)
+        assert published == answered
+        assert published.value.startswith("bursty-")
+        assert len(published.value) == len("bursty-") + 44
+        assert published.cluster == "burst"
+        assert next_message(pubsub, timeout=0.5) is None, "more than one message for one POST"
+    finally:
+        pubsub.close()
+        client.close()
