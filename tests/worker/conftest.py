@@ -5,30 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ports import free_port
-from tests.support.processes import ISTIO_BURST, ManagedProcess
 from tests.support.redis_server import RedisServer
-
-
-def start_worker(
-    redis: RedisServer, log_dir: Path, prefix: str = "", **env: str
-) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    proc = ManagedProcess(
-        f"worker-{port}",
-        [ISTIO_BURST, "worker"],
-        log_dir,
-        env={
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "REDIS_URL": redis.host_port,
-            "PREFIX": prefix,
-            **env,
-        },
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    proc.wait_http_ok(url + "/")
-    return proc, url
+from tests.support.services import start_worker
 
 
 @pytest.fixture
