@@ -19,6 +19,7 @@ def add_settings_flags(
     group = parser.add_argument_group(
         "settings", "each flag overrides its environment variable, which overrides .env"
     )
+    env_prefix = str(settings_cls.model_config.get("env_prefix", "")).upper()
     for name, field in settings_cls.model_fields.items():
         flag = "--" + name.replace("_", "-")
         if field.default_factory is not None:
@@ -26,7 +27,7 @@ def add_settings_flags(
         else:
             default = field.default if field.default is not PydanticUndefined else "(required)"
         shown = repr(default) if default == "" else default
-        help_text = f"{field.description or name} [env {name.upper()}; default {shown}]"
+        help_text = f"{field.description or name} [env {env_prefix}{name.upper()}; default {shown}]"
         if field.annotation is bool:
             group.add_argument(
                 flag,

@@ -1,1 +1,1 @@
-"""demo (to be written)."""
+"""The local demo: every component of String Hashr as a process on this machine, no Docker."""

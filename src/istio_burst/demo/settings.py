@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from istio_burst.core.settings import ServiceSettings
+
+
+class DemoSettings(ServiceSettings):
+    """Ports and burst behaviour of the local demo. Env names are prefixed DEMO_ so that a
+    service's own PORT or REDIS_URL in the environment cannot move a demo component."""
+
+    model_config = {**ServiceSettings.model_config, "env_prefix": "DEMO_"}
+
+    bind: str = Field("127.0.0.1", description="address every component listens on")
+    frontend_port: int = Field(8080, ge=1, le=65535, description="the page (open this)")
+    primary_port: int = Field(8081, ge=1, le=65535, description="worker of the primary side")
+    burst_port: int = Field(8082, ge=1, le=65535, description="worker of the burst side")
+    watcher_port: int = Field(8090, ge=1, le=65535, description="watcher /status /metrics")
+    redis_port: int = Field(6380, ge=1, le=65535, description="redis-server started by the demo")
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="Prometheus started by the demo")
+    mode: Literal["switch", "overflow"] = Field("switch", description="watcher mode")
+    high: float = Field(15, gt=0, description="req/s above which traffic bursts")
+    low: float = Field(10, ge=0, description="req/s below which traffic returns to primary")
+    stabilization_window: float = Field(
+        10, ge=0, description="seconds the rate must stay low before returning to primary"
+    )
+    state_dir: Path = Field(
+        Path(".demo"), description="where the demo keeps logs and data (wiped at each start)"
+    )
+    start_timeout: float = Field(30, gt=0, description="seconds each component may take to start")

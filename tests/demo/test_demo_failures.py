@@ -1,0 +1,52 @@
+"""`istio-burst demo` refuses to start half a system: it names what is wrong and leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+from tests.demo.conftest import demo_argv, demo_ports, processes_mentioning
+from tests.support.ports import wait_port_closed
+
+
+def test_port_taken_is_named_and_nothing_starts(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = demo_ports(frontend=taken)
+        result = subprocess.run(
+            demo_argv(tmp_path / "state", ports), capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert f"port {taken} (frontend) is already in use" in result.stdout
+    assert "--frontend-port" in result.stdout
+    assert all(wait_port_closed(p) for name, p in ports.items() if name != "frontend")
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_missing_binary_is_named(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}
+    result = subprocess.run(
+        demo_argv(tmp_path / "state", demo_ports()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "redis-server is not installed" in result.stdout
+    assert "./run demo" in result.stdout
+
+
+def test_low_threshold_must_be_below_high(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*demo_argv(tmp_path / "state", demo_ports()), "--low", "20", "--high", "15"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "LOW (20) must be below HIGH (15)" in result.stdout
