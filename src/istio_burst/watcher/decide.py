@@ -1,0 +1,267 @@
+"""The decision, as pure code: from what the watcher has seen and the time, the weights it wants.
+
+No I/O and no clock: the loop passes the time in, so every case can be replayed in a test.
+`Memory` is all the history a decision needs (the readings so far, boiled down); the loop keeps
+it between rounds and calls `Memory.after_change` once a change is really written.
+
+Rules, in order:
+1. The burst side reported unhealthy: while any traffic goes there, everything back to primary
+   at once (no dwell, no window: safety first); no traffic to burst for BURST_BACKOFF seconds.
+2. A reading that is not a number is never read as a rate: hold the weights (or, with fail-safe
+   `primary`, send everything to primary once MAX_FAILURES readings in a row were bad).
+3. The load decides (`switch` or `overflow`, below); a move back towards primary needs the rate
+   low for the whole stabilization window; no load-driven change within MIN_DWELL of the last.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Literal
+
+from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Weights
+from istio_burst.watcher.readings import Reading, ReadingKind
+
+
+class Reason(StrEnum):
+    ABOVE_HIGH = "above_high"
+    BETWEEN_THRESHOLDS = "between_thresholds"
+    BELOW_LOW = "below_low"
+    STABILIZING = "stabilizing"
+    LOW_FOR_WINDOW = "low_for_window"
+    OVER_CAPACITY = "over_capacity"
+    WITHIN_CAPACITY = "within_capacity"
+    UNDER_CAPACITY = "under_capacity"
+    DWELL = "dwell"
+    BAD_READING = "bad_reading"
+    FAIL_SAFE_PRIMARY = "fail_safe_primary"
+    BURST_UNHEALTHY = "burst_unhealthy"
+    BURST_BACKOFF = "burst_backoff"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    mode: Literal["switch", "overflow"] = "switch"
+    high: float = 15.0
+    low: float = 10.0
+    primary_capacity: float = 15.0
+    step: int = 10
+    tolerance: float = 0.1
+    min_dwell: float = 5.0
+    stabilization_window: float = 10.0
+    fail_safe: Literal["hold", "primary"] = "hold"
+    max_failures: int = 3
+    empty_value: float | None = 0.0  # what an empty result stands for; None: a bad reading
+    burst_backoff: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class BurstHealth:
+    healthy: bool | None  # None: no evidence either way (no check set, or no traffic to judge)
+    detail: str = ""
+
+
+NO_HEALTH_SIGNAL = BurstHealth(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    at: float  # seconds on a monotonic clock
+    reading: Reading
+    burst: BurstHealth = NO_HEALTH_SIGNAL
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    failures: int = 0  # bad readings in a row
+    low_since: float | None = None  # start of the current run of "low enough to step back"
+    last_change_at: float | None = None
+    backoff_until: float | None = None  # no traffic to burst before this
+
+    def after_change(self, at: float, old: Weights, new: Weights) -> Memory:
+        # A step back towards primary keeps the low run: once the rate has been low for the
+        # whole window, the following steps back need only the dwell time, not a new window.
+        low_since = self.low_since if new.burst < old.burst else None
+        return replace(self, last_change_at=at, low_since=low_since)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    weights: Weights
+    reason: Reason
+    detail: str
+    memory: Memory
+    value: float | None  # the req/s the decision used; None when the reading was unusable
+
+
+def verb(old: Weights, new: Weights) -> str:
+    """One word for what a decision does to the weights, for logs, metrics and the page."""
+    if new.burst > old.burst:
+        return "to_burst" if new.burst == 100 else "more_burst"
+    if new.burst < old.burst:
+        return "to_primary" if new.burst == 0 else "less_burst"
+    return "hold"
+
+
+def usable_value(policy: Policy, reading: Reading) -> float | None:
+    if reading.kind is ReadingKind.NUMBER:
+        return reading.value
+    if reading.kind is ReadingKind.EMPTY:
+        return policy.empty_value
+    return None
+
+
+def decide(policy: Policy, memory: Memory, obs: Observation, current: Weights) -> Decision:
+    at = obs.at
+    if obs.burst.healthy is False:
+        memory = replace(memory, backoff_until=at + policy.burst_backoff)
+        if current.burst > 0:
+            return Decision(
+                PRIMARY_ONLY,
+                Reason.BURST_UNHEALTHY,
+                f"burst side unhealthy ({obs.burst.detail}): all traffic back to primary",
+                replace(memory, low_since=None),
+                usable_value(policy, obs.reading),
+            )
+
+    value = usable_value(policy, obs.reading)
+    if value is None:
+        return _bad_reading(policy, memory, obs.reading, current)
+
+    memory = replace(memory, failures=0)
+    load_rule = _switch if policy.mode == "switch" else _overflow
+    target, reason, detail, memory = load_rule(policy, memory, at, value, current)
+    if target != current:
+        held = _held_back(policy, memory, obs, current, target)
+        if held is not None:
+            reason, why = held
+            target, detail = current, f"{detail}; {why}"
+    return Decision(target, reason, detail, memory, value)
+
+
+def _bad_reading(policy: Policy, memory: Memory, reading: Reading, current: Weights) -> Decision:
+    memory = replace(memory, failures=memory.failures + 1, low_since=None)
+    if (
+        policy.fail_safe == "primary"
+        and memory.failures >= policy.max_failures
+        and current != PRIMARY_ONLY
+    ):
+        detail = f"{memory.failures} bad readings in a row ({reading}): fail-safe primary"
+        return Decision(PRIMARY_ONLY, Reason.FAIL_SAFE_PRIMARY, detail, memory, None)
+    detail = f"no usable rate ({reading}); holding {current}"
+    return Decision(current, Reason.BAD_READING, detail, memory, None)
+
+
+def _held_back(
+    policy: Policy, memory: Memory, obs: Observation, current: Weights, target: Weights
+) -> tuple[Reason, str] | None:
+    """Why a change the load asks for must wait, if it must."""
+    at = obs.at
+    if target.burst > current.burst:
+        if obs.burst.healthy is False:
+            return Reason.BURST_UNHEALTHY, f"but burst is unhealthy ({obs.burst.detail})"
+        if memory.backoff_until is not None and at < memory.backoff_until:
+            left = memory.backoff_until - at
+            return Reason.BURST_BACKOFF, f"but burst was unhealthy: backing off {left:.0f} s more"
+    if memory.last_change_at is not None and at - memory.last_change_at < policy.min_dwell:
+        left = policy.min_dwell - (at - memory.last_change_at)
+        return Reason.DWELL, f"waiting {left:.1f} s of minimum dwell"
+    return None
+
+
+_Step = tuple[Weights, Reason, str, Memory]
+
+
+def _switch(policy: Policy, memory: Memory, at: float, value: float, current: Weights) -> _Step:
+    if value > policy.high:
+        detail = f"{value:g} req/s above HIGH {policy.high:g}"
+        return BURST_ONLY, Reason.ABOVE_HIGH, detail, replace(memory, low_since=None)
+    if value >= policy.low:
+        detail = f"{value:g} req/s between LOW {policy.low:g} and HIGH {policy.high:g}"
+        return current, Reason.BETWEEN_THRESHOLDS, detail, replace(memory, low_since=None)
+    if current.burst == 0:
+        detail = f"{value:g} req/s below LOW {policy.low:g}"
+        return current, Reason.BELOW_LOW, detail, replace(memory, low_since=None)
+    detail = f"{value:g} req/s below LOW {policy.low:g}"
+    return _after_window(
+        policy,
+        memory,
+        at,
+        current=current,
+        target=PRIMARY_ONLY,
+        reason=Reason.LOW_FOR_WINDOW,
+        detail=detail,
+    )
+
+
+def _overflow(policy: Policy, memory: Memory, at: float, value: float, current: Weights) -> _Step:
+    step = policy.step
+    ceiling = policy.primary_capacity * (1 + policy.tolerance)
+    # Stepping back needs the same headroom as switch mode's LOW under HIGH, so that load
+    # wavering around the capacity does not move the weights up and down.
+    floor = policy.primary_capacity * policy.low / policy.high
+
+    def primary_share(burst: int) -> float:
+        return value * (100 - burst) / 100
+
+    burst = current.burst
+    if primary_share(burst) > ceiling:
+        more = min(100, (burst // step + 1) * step)
+        detail = (
+            f"{value:g} req/s: primary would get {primary_share(burst):.1f} req/s, over its "
+            f"capacity {policy.primary_capacity:g} (+{policy.tolerance:.0%})"
+        )
+        target = Weights(100 - more, more)
+        return target, Reason.OVER_CAPACITY, detail, replace(memory, low_since=None)
+    less = max(0, (math.ceil(burst / step) - 1) * step)
+    if burst == 0 or primary_share(less) > floor:
+        detail = f"{value:g} req/s: primary gets {primary_share(burst):.1f} req/s, within capacity"
+        return current, Reason.WITHIN_CAPACITY, detail, replace(memory, low_since=None)
+    detail = f"{value:g} req/s: primary would get {primary_share(less):.1f} req/s at {less}% burst"
+    return _after_window(
+        policy,
+        memory,
+        at,
+        current=current,
+        target=Weights(100 - less, less),
+        reason=Reason.UNDER_CAPACITY,
+        detail=detail,
+    )
+
+
+def _after_window(
+    policy: Policy,
+    memory: Memory,
+    at: float,
+    *,
+    current: Weights,
+    target: Weights,
+    reason: Reason,
+    detail: str,
+) -> _Step:
+    """Move towards primary only once the rate has been low for the whole window."""
+    since = memory.low_since if memory.low_since is not None else at
+    memory = replace(memory, low_since=since)
+    waited = at - since
+    if waited >= policy.stabilization_window:
+        return target, reason, f"{detail} for {waited:.0f} s", memory
+    detail = f"{detail} for {waited:.0f} of {policy.stabilization_window:g} s"
+    return current, Reason.STABILIZING, detail, memory
+
+
+def replay(
+    policy: Policy, observations: Iterable[Observation], start: Weights = PRIMARY_ONLY
+) -> list[tuple[Weights, Decision]]:
+    """Decide over a series as if every change were written at once: (weights before, decision)."""
+    memory, current = Memory(), start
+    out: list[tuple[Weights, Decision]] = []
+    for obs in observations:
+        decision = decide(policy, memory, obs, current)
+        out.append((current, decision))
+        memory = decision.memory
+        if decision.weights != current:
+            memory = memory.after_change(obs.at, current, decision.weights)
+            current = decision.weights
+    return out

@@ -1,0 +1,172 @@
+"""The watcher's settings: one field each, env var = field name upper-cased."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from istio_burst.core.settings import RedisURL, ServiceSettings
+
+# Kubernetes default. Each cluster has its own Prometheus, and a destination proxy reports its
+# requests (reporter="destination") to the Prometheus of the cluster it runs in: once traffic
+# moves to the burst cluster, the primary's Prometheus would see the worker's rate collapse and
+# the watcher would flip straight back. The frontend's sidecar sits in the primary cluster and
+# reports every request it sends (reporter="source"), wherever it is served. The rate window
+# must hold at least 4 scrapes, or rate() often has fewer than two samples and returns nothing:
+# 1m covers Istio's sample Prometheus at 15 s (4 x 15 s).
+KUBERNETES_QUERY = (
+    'sum(rate(istio_requests_total{reporter="source",'
+    'source_workload="frontend-deployment",'
+    'destination_service="worker-service.default.svc.cluster.local"}[1m]))'
+)
+
+# Local demo: the frontend's own counter of requests it sent to a worker (skipped ones never
+# left), scraped every second, so a 5 s window holds 5 scrapes.
+LOCAL_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
+
+# Local demo: the share of the frontend's requests to the burst worker that failed. NaN (0/0)
+# or empty while nothing is sent there, which the health check reads as "no evidence".
+LOCAL_BURST_ERROR_QUERY = (
+    'sum(rate(hashr_frontend_requests_total{target="burst",outcome="failed"}[5s]))'
+    ' / sum(rate(hashr_frontend_requests_total{target="burst",outcome!="skipped"}[5s]))'
+)
+
+# Kubernetes example (the burst cluster's name as Istio's clusterName): 5xx share of the
+# frontend's requests served by the burst cluster, from the frontend's (primary) side.
+KUBERNETES_BURST_ERROR_QUERY_EXAMPLE = (
+    'sum(rate(istio_requests_total{reporter="source",source_workload="frontend-deployment",'
+    'destination_service="worker-service.default.svc.cluster.local",'
+    'destination_cluster="burst",response_code=~"5.."}[1m]))'
+    ' / sum(rate(istio_requests_total{reporter="source",source_workload="frontend-deployment",'
+    'destination_service="worker-service.default.svc.cluster.local",'
+    'destination_cluster="burst"}[1m]))'
+)
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
+    """The namespace this pod runs in (from its service account), else `default`."""
+    try:
+        return path.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+class WatcherSettings(ServiceSettings):
+    host: str = Field("0.0.0.0", description="address of /healthz /livez /metrics /status")
+    port: int = Field(8090, ge=1, le=65535, description="HTTP port")
+
+    prometheus_url: str = Field("http://localhost:9090", description="Prometheus base URL")
+    query: str = Field(
+        KUBERNETES_QUERY,
+        min_length=1,
+        description="PromQL giving the worker's request rate in req/s (local demo: "
+        + LOCAL_QUERY
+        + ")",
+    )
+    query_timeout: float = Field(1.0, gt=0, description="seconds one Prometheus query may take")
+    empty_result_value: float | Literal["error"] = Field(
+        0,
+        description="req/s an empty query result (no series) stands for, or 'error' to treat "
+        "it as a failed reading",
+    )
+    interval: float = Field(1.0, gt=0, description="seconds between readings")
+
+    mode: Literal["switch", "overflow"] = Field(
+        "switch",
+        description="switch: everything to burst above HIGH, back below LOW; overflow: only "
+        "the load over PRIMARY_CAPACITY goes to burst, in steps of STEP percent",
+    )
+    high: float = Field(15, gt=0, description="switch: req/s above which traffic bursts")
+    low: float = Field(
+        10,
+        ge=0,
+        description="switch: req/s below which traffic returns to primary (after the "
+        "stabilization window); overflow: primary steps back only while its share stays under "
+        "PRIMARY_CAPACITY x LOW/HIGH",
+    )
+    primary_capacity: float = Field(
+        15, gt=0, description="overflow: req/s primary serves before the excess goes to burst"
+    )
+    step: int = Field(10, ge=1, le=100, description="overflow: percent moved per change")
+    tolerance: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="overflow: fraction primary may run over PRIMARY_CAPACITY before another "
+        "step to burst (like the Kubernetes HPA's 10 %)",
+    )
+    min_dwell: float = Field(
+        5, ge=0, description="seconds after any change before the next load-driven change"
+    )
+    stabilization_window: float = Field(
+        10,
+        ge=0,
+        description="seconds the rate must stay low before traffic moves back towards primary",
+    )
+    fail_safe: Literal["hold", "primary"] = Field(
+        "hold",
+        description="after MAX_FAILURES bad readings in a row: hold the weights, or send "
+        "everything to primary",
+    )
+    max_failures: int = Field(
+        3, ge=1, description="failures in a row (readings or writes) before reporting not-ready"
+    )
+
+    actuator: Literal["istio", "local"] = Field(
+        "istio",
+        description="istio: patch the worker VirtualService; local: publish the weights in Redis",
+    )
+    namespace: str = Field(
+        default_factory=pod_namespace,
+        description="namespace of the VirtualService (default: the pod's own, else default)",
+    )
+    virtual_service: str = Field(
+        "worker-virtual-service", min_length=1, description="the worker's VirtualService"
+    )
+    kube_context: str = Field(
+        "", description="kubeconfig context to use (default: in-cluster, else current context)"
+    )
+    write_timeout: float = Field(
+        5.0, gt=0, description="seconds one Kubernetes or Redis call may take"
+    )
+    max_backoff: float = Field(
+        30.0, gt=0, description="longest wait between retries of a failing write"
+    )
+    dry_run: bool = Field(False, description="log the weights it would write; write nothing")
+
+    redis_url: RedisURL = Field(
+        "localhost:6379",
+        description="Redis for the local actuator's weights and for the watcher's state",
+    )
+    publish_state: bool = Field(
+        True, description="publish the watcher's state on Redis for the frontend's page"
+    )
+
+    burst_health_url: str = Field(
+        "", description="readiness URL of the burst worker (local); 200 means healthy"
+    )
+    burst_error_query: str = Field(
+        "",
+        description="PromQL giving the error ratio (0..1) of requests sent to burst (local: "
+        + LOCAL_BURST_ERROR_QUERY
+        + ")",
+    )
+    max_burst_error_ratio: float = Field(
+        0.2, ge=0, le=1, description="error ratio above which burst counts as unhealthy"
+    )
+    burst_backoff: float = Field(
+        30, ge=0, description="seconds to keep traffic off burst after it was unhealthy"
+    )
+    graceful_timeout: float = Field(
+        5.0, gt=0, description="seconds to finish the current round after SIGTERM"
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> WatcherSettings:
+        if self.low > self.high:
+            raise ValueError(f"LOW ({self.low:g}) must not be above HIGH ({self.high:g})")
+        return self
