@@ -1,0 +1,131 @@
+"""The frontend as one ASGI app: socket.io in front, FastAPI (page, probes, metrics) behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import jinja2
+import socketio
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from istio_burst.core.http_errors import JSONBytesResponse, install_error_handlers
+from istio_burst.core.metrics import metrics_endpoint
+from istio_burst.core.redis import create_client, ping_reason
+from istio_burst.frontend.assets import STATIC_DIR, TEMPLATES_DIR, check_assets
+from istio_burst.frontend.driver import LoadDriver
+from istio_burst.frontend.feed import RedisFeed
+from istio_burst.frontend.pages import Pages, create_socket_server, queued_packets
+from istio_burst.frontend.relay import HashRelay
+from istio_burst.frontend.routing import Router
+from istio_burst.frontend.settings import FrontendSettings
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 1.0
+
+# Everything the page loads is served from here; the socket connects back to the same origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def render_page(settings: FrontendSettings) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template("index.html").render(
+        max_frequency=settings.max_frequency, frequency=settings.frequency
+    )
+
+
+def create_app(settings: FrontendSettings) -> Any:
+    """The ASGI app; raises AssetsMissingError when the npm-built assets are not there."""
+    check_assets()
+    page = render_page(settings)
+    client = create_client(settings.redis_url)
+    router = Router(settings.targets)
+    driver = LoadDriver(
+        router, timeout=settings.request_timeout, max_in_flight=settings.max_in_flight
+    )
+    sio = create_socket_server(settings.origins)
+    relay = HashRelay(
+        sio,
+        window=settings.batch_window,
+        per_batch=settings.hashes_per_batch,
+        queued_packets=queued_packets(sio),
+    )
+    pages = Pages(
+        sio, driver, settings.max_frequency, on_join=relay.add_page, on_leave=relay.remove_page
+    )
+    pages.routing = router.describe()
+    feed = RedisFeed(
+        settings.redis_url, client, settings.channel, relay=relay, router=router, pages=pages
+    )
+
+    async def publish_stats() -> None:
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            await pages.set_stats(
+                {
+                    **driver.snapshot(),
+                    "redis": {"up": feed.up, "reason": feed.reason},
+                    "pages": pages.count,
+                }
+            )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        driver.start()
+        driver.set_frequency(settings.frequency)
+        relay.start()
+        tasks = [
+            asyncio.create_task(feed.run(), name="redis-feed"),
+            asyncio.create_task(publish_stats(), name="stats"),
+        ]
+        reason = await ping_reason(client)
+        if reason:
+            log.warning(
+                "redis not reachable at start; readiness answers 503 until it is",
+                extra={"reason": reason},
+            )
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await relay.stop()
+        await driver.stop(grace=settings.graceful_timeout)
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+    app = FastAPI(
+        title="String Hashr frontend",
+        version="1.0",
+        lifespan=lifespan,
+        default_response_class=JSONBytesResponse,
+    )
+    install_error_handlers(app)
+
+    @app.get("/", response_class=HTMLResponse, summary="The page (also the liveness probe)")
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+    @app.get("/_healthz", summary="Readiness: 200 only while Redis answers")
+    async def readiness() -> Response:
+        reason = await ping_reason(client)
+        if reason:
+            return JSONBytesResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        return JSONBytesResponse({"status": "ok"})
+
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return socketio.ASGIApp(sio, other_asgi_app=app)

@@ -1,0 +1,145 @@
+"""From the Redis channel to every page: hashes batched per window, bounded per page.
+
+Everything that arrives within `window` seconds goes out as one `hashes` event, encoded once for
+all pages that are keeping up. A page whose socket still has unsent packets queued is behind: it
+is skipped this round and its hashes are merged into a backlog that keeps only the newest
+`per_batch` hashes and the true counts, sent as one event when the socket has drained. So a slow
+page costs a bounded amount of memory and gets the newest hashes, never a growing queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from istio_burst.core.contracts import HashMessage
+from istio_burst.frontend import metrics
+
+HASHES_EVENT = "hashes"
+# Packets a page's socket may have queued before we stop adding hash batches to it.
+BEHIND_AFTER_PACKETS = 4
+
+
+@dataclass
+class Batch:
+    """Newest hashes (oldest first) plus the exact number of hashes they stand for, per cluster."""
+
+    per_batch: int
+    hashes: deque[dict[str, Any]] = field(init=False)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.hashes = deque(maxlen=self.per_batch)
+
+    def add(self, message: HashMessage) -> None:
+        self.hashes.append(
+            {
+                "value": message.value,
+                "cluster": message.cluster,
+                "worker": message.worker,
+                "published_at": message.published_at,
+            }
+        )
+        self.counts[message.cluster] += 1
+
+    def merge(self, other: Batch) -> None:
+        self.hashes.extend(other.hashes)
+        self.counts.update(other.counts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "hashes": list(self.hashes),
+            "count": self.total,
+            "counts": dict(self.counts),
+            "sent_at": time.time(),
+        }
+
+
+class HashRelay:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        *,
+        window: float,
+        per_batch: int,
+        queued_packets: Callable[[str], int],
+    ) -> None:
+        self._sio = sio
+        self._window = window
+        self._per_batch = per_batch
+        self._queued_packets = queued_packets
+        self._pending = Batch(per_batch)
+        self._published: list[float] = []  # every pending hash's publish time, for the histogram
+        self._pages: set[str] = set()
+        self._backlogs: dict[str, Batch] = {}
+        self._work = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add_page(self, sid: str) -> None:
+        self._pages.add(sid)
+
+    def remove_page(self, sid: str) -> None:
+        self._pages.discard(sid)
+        self._backlogs.pop(sid, None)
+
+    def add(self, message: HashMessage) -> None:
+        self._pending.add(message)
+        self._published.append(message.published_at)
+        metrics.HASHES_RELAYED.labels(cluster=message.cluster).inc()
+        self._work.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hash-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._work.wait()
+            # The first hash of a window opens it; all that come within `window` share one event.
+            await asyncio.sleep(self._window)
+            self._work.clear()
+            await self.flush()
+            if self._backlogs:
+                self._work.set()  # come back for pages that were behind
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, Batch(self._per_batch)
+        published, self._published = self._published, []
+        now = time.time()
+        for at in published:
+            metrics.END_TO_END_SECONDS.observe(max(0.0, now - at))
+        keeping_up: list[str] = []
+        for sid in list(self._pages):
+            backlog = self._backlogs.get(sid)
+            if self._queued_packets(sid) >= BEHIND_AFTER_PACKETS:
+                if batch.total:
+                    if backlog is None:
+                        backlog = self._backlogs[sid] = Batch(self._per_batch)
+                    backlog.merge(batch)
+                continue
+            if backlog is not None:
+                del self._backlogs[sid]
+                backlog.merge(batch)
+                await self._send(backlog, [sid])
+            elif batch.total:
+                keeping_up.append(sid)
+        if keeping_up:
+            await self._send(batch, keeping_up)
+
+    async def _send(self, batch: Batch, sids: list[str]) -> None:
+        metrics.HASHES_ELIDED.inc((batch.total - len(batch.hashes)) * len(sids))
+        await self._sio.emit(HASHES_EVENT, batch.payload(), to=sids if len(sids) > 1 else sids[0])

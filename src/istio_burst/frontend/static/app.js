@@ -1,0 +1,271 @@
+// The String Hashr page: one socket.io connection back to the frontend that served it.
+// Server events: frequency, frequency_error, hashes, routing, watcher, stats (see pages.py).
+"use strict";
+
+(() => {
+  const MAX_SHOWN = 50; // hashes kept in the list
+  const CHART_SECONDS = 60;
+  const STALL_MS = 3000; // no hashes for this long while sending: say so
+  const SEND_EVERY_MS = 150; // slider drags send at most this often
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, className, text) => {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const fmt = (n) => (Number.isInteger(n) ? String(n) : n.toFixed(n < 10 ? 2 : 1));
+
+  const range = $("freq-range");
+  const number = $("freq-number");
+  const errorBox = $("freq-error");
+
+  const state = {
+    connected: false,
+    reconnectAttempt: 0,
+    frequency: Number(range.value),
+    lastHashAt: 0,
+    received: 0,
+    dragging: false,
+  };
+
+  // ---- the socket ---------------------------------------------------------------------------
+  // WebSocket first (no sticky sessions needed); long-polling only if WebSocket cannot connect.
+  const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true });
+
+  socket.on("connect", () => {
+    state.connected = true;
+    state.reconnectAttempt = 0;
+    showConnection();
+  });
+  socket.on("disconnect", () => {
+    state.connected = false;
+    showConnection();
+  });
+  socket.on("connect_error", () => {
+    state.connected = false;
+    showConnection();
+  });
+  socket.io.on("reconnect_attempt", (attempt) => {
+    state.reconnectAttempt = attempt;
+    showConnection();
+  });
+
+  function showConnection() {
+    const badge = $("connection");
+    let text;
+    let look;
+    if (!state.connected) {
+      text = state.reconnectAttempt ? `disconnected: reconnecting (try ${state.reconnectAttempt})…` : "disconnected: reconnecting…";
+      look = "text-bg-danger";
+    } else if (state.frequency > 0 && Date.now() - state.lastHashAt > STALL_MS) {
+      const since = state.lastHashAt ? `for ${Math.round((Date.now() - state.lastHashAt) / 1000)} s` : "yet";
+      text = `connected: no hashes ${since}`;
+      look = "text-bg-warning";
+    } else {
+      text = "connected";
+      look = "text-bg-success";
+    }
+    badge.textContent = text;
+    badge.className = `badge connection-badge ${look}`;
+    badge.dataset.state = look.replace("text-bg-", "");
+  }
+
+  // ---- the frequency --------------------------------------------------------------------------
+  let sendTimer = null;
+  let lastSent = 0;
+
+  function sendFrequency(raw) {
+    clearTimeout(sendTimer);
+    sendTimer = null;
+    lastSent = Date.now();
+    const value = Number(raw);
+    // The server validates; a value that is not a number goes as typed so it can say why.
+    socket.emit("frequency", { freq: raw === "" || Number.isNaN(value) ? raw : value });
+  }
+
+  function sendSoon(raw) {
+    const wait = SEND_EVERY_MS - (Date.now() - lastSent);
+    clearTimeout(sendTimer);
+    if (wait <= 0) sendFrequency(raw);
+    else sendTimer = setTimeout(() => sendFrequency(raw), wait);
+  }
+
+  range.addEventListener("pointerdown", () => { state.dragging = true; });
+  range.addEventListener("input", () => {
+    number.value = range.value;
+    sendSoon(range.value);
+  });
+  range.addEventListener("change", () => {
+    state.dragging = false;
+    sendFrequency(range.value);
+  });
+  number.addEventListener("change", () => sendFrequency(number.value.trim()));
+  number.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") sendFrequency(number.value.trim());
+  });
+
+  socket.on("frequency", (data) => {
+    state.frequency = Number(data.freq);
+    if (!state.dragging) range.value = String(state.frequency);
+    if (document.activeElement !== number) number.value = String(state.frequency);
+    hideError();
+    showConnection();
+  });
+
+  let errorTimer = null;
+  function hideError() {
+    errorBox.classList.add("d-none");
+  }
+  socket.on("frequency_error", (data) => {
+    errorBox.textContent = `Not changed: ${data.detail}`;
+    errorBox.classList.remove("d-none");
+    clearTimeout(errorTimer);
+    errorTimer = setTimeout(hideError, 6000);
+    range.value = String(data.freq);
+    number.value = String(data.freq);
+  });
+
+  // ---- hashes ---------------------------------------------------------------------------------
+  const list = $("hashes");
+
+  function hashItem(hash) {
+    const burst = hash.cluster === "burst" || hash.value.startsWith("bursty-");
+    const item = el("li", burst ? "hash-burst" : "hash-primary");
+    item.append(el("span", `badge ${burst ? "bg-burst" : "text-bg-primary"}`, burst ? "burst" : "primary"));
+    item.append(document.createTextNode(hash.value));
+    item.title = `from ${hash.worker} (${hash.cluster})`;
+    return item;
+  }
+
+  socket.on("hashes", (batch) => {
+    const fragment = document.createDocumentFragment();
+    // The batch is oldest first and holds at most the newest few; the list shows newest first.
+    for (let i = batch.hashes.length - 1; i >= 0 && fragment.childNodes.length < MAX_SHOWN; i--) {
+      fragment.append(hashItem(batch.hashes[i]));
+    }
+    list.prepend(fragment);
+    while (list.childElementCount > MAX_SHOWN) list.lastElementChild.remove();
+    state.received += batch.count;
+    state.lastHashAt = Date.now();
+    for (const [cluster, n] of Object.entries(batch.counts)) countForChart(cluster, n);
+    $("hash-counts").textContent = `${state.received.toLocaleString()} received since this page opened; the newest ${list.childElementCount} shown`;
+    showConnection();
+  });
+
+  // ---- the chart: hashes per second by cluster, one point a second ----------------------------
+  const COLORS = { primary: "#0d6efd", burst: "#fd7e14" };
+  const current = new Map(); // cluster -> count in the second being filled
+  const labels = Array.from({ length: CHART_SECONDS }, (_, i) => (i === CHART_SECONDS - 1 ? "now" : `-${CHART_SECONDS - 1 - i}s`));
+
+  function dataset(cluster) {
+    const color = COLORS[cluster] || "#6c757d";
+    return {
+      label: cluster,
+      data: new Array(CHART_SECONDS).fill(0),
+      borderColor: color,
+      backgroundColor: `${color}33`,
+      fill: true,
+      pointRadius: 0,
+      tension: 0.25,
+    };
+  }
+
+  const chart = new Chart($("rate-chart"), {
+    type: "line",
+    data: { labels, datasets: [dataset("primary"), dataset("burst")] },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      interaction: { mode: "index", intersect: false },
+      scales: {
+        x: { ticks: { maxTicksLimit: 7, autoSkip: true } },
+        y: { beginAtZero: true, suggestedMax: 10, title: { display: true, text: "hashes/s" } },
+      },
+      plugins: { legend: { position: "bottom" } },
+    },
+  });
+
+  function countForChart(cluster, n) {
+    current.set(cluster, (current.get(cluster) || 0) + n);
+  }
+
+  setInterval(() => {
+    for (const cluster of current.keys()) {
+      if (!chart.data.datasets.some((d) => d.label === cluster)) chart.data.datasets.push(dataset(cluster));
+    }
+    for (const d of chart.data.datasets) {
+      d.data.push(current.get(d.label) || 0);
+      d.data.shift();
+    }
+    current.clear();
+    chart.update("none");
+    showConnection();
+  }, 1000);
+
+  // ---- routing weights ------------------------------------------------------------------------
+  socket.on("routing", (r) => {
+    if (typeof r.primary !== "number" || typeof r.burst !== "number") return;
+    for (const [name, weight] of [["primary", r.primary], ["burst", r.burst]]) {
+      const bar = $(`weight-${name}`);
+      bar.style.width = `${weight}%`;
+      bar.setAttribute("aria-valuenow", String(weight));
+    }
+    const source = r.source === "redis" ? "published by the watcher" : "default: nothing published yet";
+    const by = r.applied_by === "mesh" ? "the mesh routes the requests" : "this frontend splits the requests";
+    $("routing-text").textContent = `primary ${r.primary} % / burst ${r.burst} % (${source}; ${by})`;
+  });
+
+  // ---- the watcher's state: whatever keys it has, the known ones first -------------------------
+  const KNOWN = ["mode", "decision", "reason", "reading", "weights", "ready", "at"];
+
+  function describe(key, value) {
+    if (value === null || value === undefined) return "—";
+    if (typeof value === "boolean") return value ? "yes" : "no";
+    if (key === "at" && typeof value === "number" && value > 1e9) return new Date(value * 1000).toLocaleTimeString();
+    if (typeof value === "number") return fmt(value);
+    if (typeof value === "object" && typeof value.primary === "number" && typeof value.burst === "number") {
+      return `primary ${value.primary} % / burst ${value.burst} %`;
+    }
+    if (typeof value === "object") return JSON.stringify(value);
+    return String(value);
+  }
+
+  socket.on("watcher", (data) => {
+    const box = $("watcher");
+    box.replaceChildren();
+    const s = data && data.state;
+    if (!s || typeof s !== "object" || Array.isArray(s)) {
+      box.append(el("dt", "col-12 fw-normal text-body-secondary", "no state published yet"));
+      return;
+    }
+    const keys = [...KNOWN.filter((k) => k in s), ...Object.keys(s).filter((k) => !KNOWN.includes(k)).sort()];
+    for (const key of keys) {
+      box.append(el("dt", "col-4 text-truncate", key));
+      box.append(el("dd", "col-8 mb-1", describe(key, s[key])));
+    }
+  });
+
+  // ---- the load driver's figures --------------------------------------------------------------
+  socket.on("stats", (s) => {
+    const sending = s.frequency > 0 ? `sending ${fmt(s.achieved)} of ${fmt(s.frequency)} requests/s` : "stopped (frequency 0)";
+    $("driver-summary").textContent = `${sending}; ${s.in_flight} of at most ${s.max_in_flight} in flight; ${s.pages} page(s) open`;
+    const targets = $("targets");
+    targets.replaceChildren();
+    for (const [name, t] of Object.entries(s.targets)) {
+      const failing = t.failed_rate > 0 || t.skipped_rate > 0;
+      const row = el("li", failing ? "text-danger" : "text-body-secondary");
+      row.dataset.target = name;
+      row.append(el("strong", "", `${name}: `));
+      row.append(document.createTextNode(`${fmt(t.ok_rate)} ok/s, ${fmt(t.failed_rate)} failed/s, ${fmt(t.skipped_rate)} skipped/s (total ${t.ok} ok, ${t.failed} failed, ${t.skipped} skipped)`));
+      if (t.error) row.append(el("div", "target-error", `the worker is not answering: ${t.error}`));
+      targets.append(row);
+    }
+    const redis = $("redis-status");
+    redis.classList.toggle("d-none", s.redis.up);
+    redis.textContent = s.redis.up ? "" : `Redis unavailable (${s.redis.reason || "unknown"}): no hashes can arrive`;
+  });
+
+  showConnection();
+})();

@@ -1,0 +1,153 @@
+"""The frontend as a real process, and a python-socketio client that stands in for its page.
+
+`start_frontend(redis, tmp_path, processor_url=worker_url)` gives (process, base URL); then
+`async with Page(url) as page:` connects, `await page.set_frequency(20)` sets the rate and waits
+for the confirmation, and `await page.wait_for("hashes")` returns the next batch of hashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import socketio
+
+from tests.support.ports import free_port
+from tests.support.processes import ISTIO_BURST, ManagedProcess
+from tests.support.redis_server import RedisServer
+
+
+def start_frontend(
+    redis: RedisServer, log_dir: Path, processor_url: str, **env: str
+) -> tuple[ManagedProcess, str]:
+    """`istio-burst frontend` on a free port, answering GET /; returns the process and base URL.
+
+    Extra keyword arguments are environment variables (MAX_FREQUENCY="50", CHANNEL=...).
+    """
+    port = free_port()
+    proc = ManagedProcess(
+        f"frontend-{port}",
+        [ISTIO_BURST, "frontend"],
+        log_dir,
+        env={
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "REDIS_URL": redis.host_port,
+            "PROCESSOR_URL": processor_url,
+            "LOG_FORMAT": "text",
+            **env,
+        },
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http_ok(url + "/")
+    return proc, url
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    data: Any
+    at: float  # time.monotonic() on arrival
+
+
+class Page:
+    """A socket.io client that records every server event, in order, with its arrival time."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.headers = headers or {}
+        self.events: list[Event] = []
+        self._arrived = asyncio.Event()
+        self.sio = socketio.AsyncClient(
+            reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1.0
+        )
+        self.sio.on("*", self._record)
+
+    async def _record(self, name: str, *args: Any) -> None:
+        self.events.append(Event(name, args[0] if args else None, time.monotonic()))
+        self._arrived.set()
+
+    async def connect(self) -> Page:
+        await self.sio.connect(
+            self.url, headers=self.headers, transports=["websocket"], wait_timeout=10
+        )
+        return self
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+    async def __aenter__(self) -> Page:
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def mark(self) -> int:
+        """A position in the event log: wait_for(..., since=mark) looks only at what came after."""
+        return len(self.events)
+
+    async def wait_for(
+        self,
+        name: str,
+        where: Callable[[Any], bool] = lambda _: True,
+        *,
+        since: int = 0,
+        timeout: float = 10.0,
+    ) -> Any:
+        """The data of the first `name` event at or after `since` for which `where` holds."""
+        deadline = time.monotonic() + timeout
+        index = since
+        while True:
+            while index < len(self.events):
+                event = self.events[index]
+                index += 1
+                if event.name == name and where(event.data):
+                    return event.data
+            left = deadline - time.monotonic()
+            if left <= 0:
+                seen = sorted({e.name for e in self.events[since:]})
+                raise TimeoutError(f"no {name!r} event in {timeout}s (saw: {seen})")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
+
+    async def emit(self, name: str, *args: Any) -> None:
+        await self.sio.emit(name, *args)
+
+    async def set_frequency(self, freq: float, timeout: float = 10.0) -> None:
+        """Send `frequency` and wait until the server confirms that value."""
+        since = self.mark()
+        await self.emit("frequency", {"freq": freq})
+        await self.wait_for("frequency", lambda d: d["freq"] == freq, since=since, timeout=timeout)
+
+    def latest(self, name: str) -> Any:
+        for event in reversed(self.events):
+            if event.name == name:
+                return event.data
+        raise LookupError(f"no {name!r} event yet")
+
+    def hashes(self, since: int = 0) -> list[dict[str, Any]]:
+        """Every hash shown to this page after `since`, oldest first."""
+        return [h for e in self.events[since:] if e.name == "hashes" for h in e.data["hashes"]]
+
+    def hash_count(self, since: int = 0, until: int | None = None) -> int:
+        """How many hashes the batches after `since` (and before `until`) stand for."""
+        return sum(e.data["count"] for e in self.events[since:until] if e.name == "hashes")
+
+    async def hash_rate(self, seconds: float) -> float:
+        """Hashes per second arriving over the next `seconds` (the counts, not just the shown)."""
+        start = self.mark()
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        return self.hash_count(since=start) / (time.monotonic() - started)
