@@ -1,0 +1,83 @@
+"""Where the weights are applied: an Istio VirtualService, or Redis for the local demo.
+
+Every actuator reads a `Snapshot` and writes against it: the write fails with a CONFLICT if the
+weights changed since that read, so a concurrent edit is never silently overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+from istio_burst.core.contracts import Weights
+
+log = logging.getLogger(__name__)
+
+
+class ActuatorErrorKind(StrEnum):
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    CONFLICT = "conflict"  # changed since it was read: read again and decide again
+    INVALID = "invalid"  # the object is not what we can work with, or the write was rejected
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    CONFIG = "config"  # no kubeconfig / in-cluster credentials
+
+
+class ActuatorError(Exception):
+    def __init__(self, kind: ActuatorErrorKind, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The weights as read, plus what the write needs to detect a change since (opaque)."""
+
+    weights: Weights
+    token: object = None
+    exact: bool = True  # False: stored in another form (missing, unnormalised): rewrite it
+
+
+class Actuator(Protocol):
+    name: str  # "istio" or "local"
+    target: str  # the object written, for logs: "virtualservice default/worker-virtual-service"
+
+    async def read(self) -> Snapshot: ...
+
+    async def write(self, seen: Snapshot, desired: Weights) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class DryRun:
+    """Reads for real, writes nothing: logs the write it would make and pretends it did."""
+
+    def __init__(self, inner: Actuator) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.target = inner.target
+        self._pretend: Weights | None = None
+
+    async def read(self) -> Snapshot:
+        snapshot = await self.inner.read()
+        if self._pretend is None:
+            return snapshot
+        return replace(snapshot, weights=self._pretend, exact=True)
+
+    async def write(self, seen: Snapshot, desired: Weights) -> None:
+        log.info(
+            "dry run: would set %s to %s (now %s); nothing written",
+            self.target,
+            desired,
+            seen.weights,
+            extra={"target": self.target, "old": str(seen.weights), "new": str(desired)},
+        )
+        self._pretend = desired
+
+    async def close(self) -> None:
+        await self.inner.close()

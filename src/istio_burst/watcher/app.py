@@ -1,0 +1,121 @@
+"""The watcher's HTTP side (/healthz /livez /metrics /status) and the lifespan running its loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+from istio_burst.core.http_errors import JSONBytesResponse, install_error_handlers
+from istio_burst.core.metrics import metrics_endpoint
+from istio_burst.watcher.actuators import Actuator, DryRun
+from istio_burst.watcher.health import BurstHealthCheck
+from istio_burst.watcher.loop import Watcher
+from istio_burst.watcher.prometheus import PrometheusSource
+from istio_burst.watcher.settings import WatcherSettings
+from istio_burst.watcher.state import StatePublisher
+
+log = logging.getLogger(__name__)
+
+
+def build_actuator(settings: WatcherSettings) -> Actuator:
+    # Imported by name: the istio one pulls in the kubernetes client (~0.6 s), needless locally.
+    actuator: Actuator
+    if settings.actuator == "local":
+        local = importlib.import_module("istio_burst.watcher.actuators.local")
+        actuator = local.RedisActuator(settings.redis_url, settings.write_timeout)
+    else:
+        istio = importlib.import_module("istio_burst.watcher.actuators.istio")
+        actuator = istio.IstioActuator(
+            settings.namespace,
+            settings.virtual_service,
+            settings.kube_context,
+            settings.write_timeout,
+        )
+    return DryRun(actuator) if settings.dry_run else actuator
+
+
+def build_watcher(settings: WatcherSettings) -> Watcher:
+    source = PrometheusSource(settings.prometheus_url, settings.query_timeout)
+    health = None
+    if settings.burst_health_url or settings.burst_error_query:
+        health = BurstHealthCheck(
+            settings.burst_health_url,
+            settings.burst_error_query,
+            settings.max_burst_error_ratio,
+            source,
+            settings.query_timeout,
+        )
+    publisher = (
+        StatePublisher(settings.redis_url, settings.write_timeout)
+        if settings.publish_state
+        else None
+    )
+    return Watcher(settings, source, build_actuator(settings), health=health, publisher=publisher)
+
+
+async def close_watcher(watcher: Watcher) -> None:
+    await watcher.actuator.close()
+    await watcher.source.close()
+    if watcher.health is not None:
+        await watcher.health.close()
+    if watcher.publisher is not None:
+        await watcher.publisher.close()
+
+
+def create_app(settings: WatcherSettings) -> FastAPI:
+    watcher = build_watcher(settings)
+    stop = asyncio.Event()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(watcher.run(stop), name="watcher-loop")
+        yield
+        # SIGTERM: let the current round finish (each call in it is bounded), then close.
+        stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), settings.graceful_timeout)
+        except TimeoutError:
+            log.warning("round still running after %gs; cancelling", settings.graceful_timeout)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await close_watcher(watcher)
+        log.info("watcher stopped")
+
+    app = FastAPI(
+        title="String Hashr istiowatcher",
+        version="1.0",
+        lifespan=lifespan,
+        default_response_class=JSONBytesResponse,
+    )
+    install_error_handlers(app)
+
+    @app.get("/healthz", summary="Readiness: 200 while readings and writes succeed")
+    async def healthz() -> JSONBytesResponse:
+        reason = watcher.not_ready_reason()
+        if reason:
+            return JSONBytesResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        return JSONBytesResponse({"status": "ok"})
+
+    @app.get(
+        "/livez",
+        response_class=PlainTextResponse,
+        summary="Liveness: the process answers (use this, not /healthz, for a liveness probe: "
+        "a Prometheus outage must not restart the watcher)",
+    )
+    async def livez() -> str:
+        return "ok"
+
+    @app.get("/status", summary="The watcher's state as JSON (the same the page shows)")
+    async def status() -> JSONBytesResponse:
+        return JSONBytesResponse(watcher.state.as_dict())
+
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return app

@@ -1,0 +1,99 @@
+"""A tiny /metrics exporter whose request counter a test (or a bench) drives at chosen rates.
+
+It stands in for the frontend's `hashr_frontend_requests_total{target,outcome}`: each series is
+a counter growing at the rate last set for it, computed when scraped, so no thread has to tick.
+It also answers `/ready` with 200 or 503 as told, standing in for a burst worker's readiness.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
+
+
+class _Series:
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.rate = 0.0
+        self.since = time.monotonic()
+
+    def value(self, now: float) -> float:
+        return self.total + self.rate * (now - self.since)
+
+    def set_rate(self, rate: float, now: float) -> None:
+        self.total = self.value(now)
+        self.rate = rate
+        self.since = now
+
+
+class LoadExporter:
+    def __init__(self, metric: str = FRONTEND_REQUESTS_METRIC) -> None:
+        self.metric = metric
+        self.ready = True
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._lock = threading.Lock()
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/metrics":
+                    self._answer(200, exporter.render(), "text/plain; version=0.0.4")
+                elif self.path == "/ready":
+                    status = 200 if exporter.ready else 503
+                    self._answer(status, b"ok\n" if exporter.ready else b"not ready\n")
+                else:
+                    self._answer(404, b"not found\n")
+
+            def _answer(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.target}"
+
+    def start(self) -> LoadExporter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def set_rate(self, rate: float, target: str = "primary", outcome: str = "ok") -> None:
+        """From now on the series {target, outcome} grows by `rate` per second."""
+        with self._lock:
+            series = self._series.setdefault((target, outcome), _Series())
+            series.set_rate(rate, time.monotonic())
+
+    def render(self) -> bytes:
+        now = time.monotonic()
+        lines = [f"# TYPE {self.metric} counter"]
+        with self._lock:
+            for (target, outcome), series in sorted(self._series.items()):
+                labels = f'target="{target}",outcome="{outcome}"'
+                lines.append(f"{self.metric}{{{labels}}} {series.value(now):.3f}")
+        return ("\n".join(lines) + "\n").encode()
