@@ -22,3 +22,6 @@ PUBLISH_BATCH = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 REDIS_UP = Gauge("hashr_worker_redis_up", "1 while the last Redis command succeeded, else 0")
+PUBLISH_IN_FLIGHT = Gauge(
+    "hashr_worker_publish_in_flight", "requests waiting for Redis to confirm their publish"
+)
