@@ -1,0 +1,111 @@
+"""The whole burst story, end to end, as a user runs it: `istio-burst demo`, then the page.
+
+Real redis-server, real Prometheus (1 s scrape), two real workers, the frontend and the watcher in
+local mode, all started by the demo command itself. The page is a python-socketio client.
+Timings are reported, and bounded generously: the bench measures reaction times precisely.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from tests.demo.conftest import demo_argv, demo_ports, processes_mentioning
+from tests.support.frontend import Page
+from tests.support.ports import wait_port_closed
+from tests.support.processes import ManagedProcess
+
+STABILIZATION_WINDOW = 6.0
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def share_of_burst(page: Page, since: int) -> tuple[float, int]:
+    """Share of the hashes shown since `since` that came from the burst side, and how many."""
+    hashes = page.hashes(since)
+    if not hashes:
+        return 0.0, 0
+    burst = sum(1 for h in hashes if h["value"].startswith("bursty-"))
+    return burst / len(hashes), len(hashes)
+
+
+async def test_load_bursts_to_the_burst_cluster_and_comes_back(tmp_path: Path) -> None:
+    ports = demo_ports()
+    state_dir = tmp_path / "state"
+    argv = [*demo_argv(state_dir, ports), "--stabilization-window", str(STABILIZATION_WINDOW)]
+    demo = ManagedProcess("demo", argv, tmp_path).start()
+    try:
+        demo.wait_until(lambda: "String Hashr is running" in demo.output(), 90, "demo ready")
+        components = children_of(demo.pid)
+        assert len(components) == 6, demo.output()
+
+        async with Page(f"http://127.0.0.1:{ports['frontend']}") as page:
+            # 3 req/s: below LOW, everything is hashed on primary.
+            await page.set_frequency(3)
+            calm = page.mark()
+            await page.wait_for("hashes", lambda b: b["count"] > 0, since=calm, timeout=10)
+            while page.hash_count(calm) < 8:
+                await page.wait_for("hashes", since=page.mark(), timeout=10)
+            share, seen = share_of_burst(page, calm)
+            assert share == 0.0, f"{share:.0%} of {seen} hashes were bursty at 3 req/s"
+
+            # 30 req/s: above HIGH, the watcher moves the traffic to burst.
+            await page.set_frequency(30)
+            started = time.monotonic()
+            await page.wait_for(
+                "hashes",
+                lambda b: b["counts"].get("burst", 0) > b["counts"].get("primary", 0),
+                since=page.mark(),
+                timeout=30,
+            )
+            print(f"burst after {time.monotonic() - started:.1f} s (issue: within 10 s)")
+            bursting = page.mark()
+            while page.hash_count(bursting) < 60:
+                await page.wait_for("hashes", since=page.mark(), timeout=10)
+            share, seen = share_of_burst(page, bursting)
+            assert share > 0.8, f"only {share:.0%} of {seen} hashes were bursty at 30 req/s"
+            routing = page.latest("routing")
+            assert (routing["primary"], routing["burst"]) == (0, 100), routing
+
+            # Back to 3 req/s: after the stabilization window, primary again.
+            await page.set_frequency(3)
+            started = time.monotonic()
+            await page.wait_for(
+                "hashes",
+                lambda b: b["count"] > 0 and b["counts"].get("burst", 0) == 0,
+                since=page.mark(),
+                timeout=STABILIZATION_WINDOW + 30,
+            )
+            print(
+                f"primary again after {time.monotonic() - started:.1f} s "
+                f"(window {STABILIZATION_WINDOW:g} s)"
+            )
+            settled = page.mark()
+            while page.hash_count(settled) < 6:
+                await page.wait_for("hashes", since=page.mark(), timeout=10)
+            share, seen = share_of_burst(page, settled)
+            assert share == 0.0, f"{share:.0%} of {seen} hashes still bursty after returning"
+
+        assert demo.alive(), f"the demo exited during the run:\n{demo.output()}"
+        assert all(Path(f"/proc/{pid}").exists() for pid in components), "a component died"
+
+        # Ctrl-C: everything stops, in order, and nothing is left.
+        demo.signal(signal.SIGINT)
+        assert demo.wait_exit(60) == 0, demo.output()
+        assert "demo stopped" in demo.output()
+        assert not [pid for pid in components if Path(f"/proc/{pid}").exists()]
+        assert all(wait_port_closed(port) for port in ports.values())
+        assert processes_mentioning(str(state_dir)) == []
+    finally:
+        demo.stop()
