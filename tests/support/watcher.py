@@ -1,0 +1,80 @@
+"""Starting `istio-burst watcher` as a real process, and reading what it reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.ports import free_port
+from tests.support.processes import ISTIO_BURST, ManagedProcess
+
+LOCAL_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
+
+
+def start_watcher(log_dir: Path, prometheus_url: str, **env: str) -> tuple[ManagedProcess, str]:
+    """A watcher on a free port, serving (GET /livez answers); returns the process and base URL.
+
+    Defaults suit a test: the local demo's query, 1 s interval, short windows. Override any
+    setting by its env name, e.g. ACTUATOR="local", REDIS_URL=..., STABILIZATION_WINDOW="3".
+    """
+    port = free_port()
+    proc = ManagedProcess(
+        f"watcher-{port}",
+        [ISTIO_BURST, "watcher"],
+        log_dir,
+        env={
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "PROMETHEUS_URL": prometheus_url,
+            "QUERY": LOCAL_QUERY,
+            "INTERVAL": "0.5",
+            "MIN_DWELL": "1",
+            "STABILIZATION_WINDOW": "3",
+            "MAX_FAILURES": "3",
+            "LOG_FORMAT": "text",
+            **env,
+        },
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http_ok(url + "/livez")
+    return proc, url
+
+
+def status(url: str) -> dict[str, Any]:
+    data: dict[str, Any] = httpx.get(url + "/status", timeout=5).json()
+    return data
+
+
+def wait_status(
+    proc: ManagedProcess, url: str, check: Callable[[dict[str, Any]], bool], timeout: float = 30
+) -> dict[str, Any]:
+    """Poll /status until `check` holds; returns that status (or raises with the last one)."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"watcher exited:\n{proc.output()}")
+        last = status(url)
+        if check(last):
+            return last
+        time.sleep(0.1)
+    raise TimeoutError(f"watcher status never matched; last: {last}\n{proc.output()}")
+
+
+def metric_value(url: str, name: str, **labels: str) -> float:
+    """One sample from the watcher's /metrics (0 when the series does not exist yet)."""
+    text = httpx.get(url + "/metrics", timeout=5).text
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        metric, _, label_text = series.partition("{")
+        found = ",".join(sorted(label_text.rstrip("}").split(","))) if label_text else ""
+        if metric == name and found == want:
+            return float(value)
+    return 0.0
