@@ -10,6 +10,7 @@ from types import FrameType
 
 import orjson
 
+from istio_burst.demo.prometheus import is_ready, prometheus_command
 from istio_burst.demo.settings import DemoSettings as Settings
 from istio_burst.demo.supervisor import (
     Component,
@@ -21,19 +22,12 @@ from istio_burst.demo.supervisor import (
     redis_pong,
     require_binary,
 )
+from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
 
 __all__ = ["Settings", "run"]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS_CONFIG = REPO_ROOT / "prometheus" / "prometheus.yml"
-
-# What the watcher reads in the demo: the frontend's own count of requests sent to the workers
-# (Prometheus scrapes every second, so a 5 s window always has enough samples).
-LOCAL_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
-LOCAL_BURST_ERROR_QUERY = (
-    'sum(rate(hashr_frontend_requests_total{target="burst",outcome="failed"}[10s]))'
-    ' / sum(rate(hashr_frontend_requests_total{target="burst",outcome!="skipped"}[10s]))'
-)
 
 
 def say(line: str) -> None:
@@ -101,15 +95,15 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
         ),
         Component(
             name="prometheus",
-            argv=[
+            argv=prometheus_command(
                 require_binary("prometheus", "prometheus"),
-                f"--config.file={prom_dir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={prom_dir / 'data'}",
-                f"--web.listen-address={host}:{s.prometheus_port}",
-                "--storage.tsdb.retention.time=1d",
-            ],
+                str(prom_dir / "prometheus.yml"),
+                str(prom_dir / "data"),
+                s.prometheus_port,
+                host,
+            ),
             port=s.prometheus_port,
-            ready=http_ok(f"http://{host}:{s.prometheus_port}/-/ready"),
+            ready=lambda: is_ready(f"http://{host}:{s.prometheus_port}"),
         ),
         worker("primary", s.primary_port, ""),
         worker("burst", s.burst_port, "bursty-"),
