@@ -122,8 +122,9 @@ class Page:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), left)
 
-    async def emit(self, name: str, *args: Any) -> None:
-        await self.sio.emit(name, *args)
+    async def emit(self, name: str, data: Any = None) -> None:
+        """As python-socketio sends it: None sends no argument, a tuple one argument each."""
+        await self.sio.emit(name, data)
 
     async def set_frequency(self, freq: float, timeout: float = 10.0) -> None:
         """Send `frequency` and wait until the server confirms that value."""

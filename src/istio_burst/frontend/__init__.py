@@ -1,1 +1,1 @@
-"""frontend (to be written)."""
+"""The frontend: the String Hashr page, the load driver and the live hash stream."""

@@ -43,6 +43,7 @@ def render_page(settings: FrontendSettings) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["shortnum"] = lambda number: f"{number:g}"  # 100.0 -> 100
     return env.get_template("index.html").render(
         max_frequency=settings.max_frequency, frequency=settings.frequency
     )

@@ -101,15 +101,16 @@ class LoadDriver:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        anchor = loop.time()  # when tick 0 is (or was) due
+        anchor = 0.0  # when tick 0 of the current frequency is (or was) due
         ticks = 0  # ticks handled since anchor
-        period = 0.0
+        period = 0.0  # of the current frequency; 0.0: not planned yet
         last_tick = -math.inf
         while True:
             frequency = self._frequency
             if frequency <= 0:
                 await self._sleep_until(None)
-                anchor, ticks, period = loop.time(), 0, 0.0
+                # Started again: the first request goes at once.
+                period, last_tick = 0.0, -math.inf
                 continue
             if 1.0 / frequency != period:
                 # New frequency: the next send comes one new period after the last one, or now.

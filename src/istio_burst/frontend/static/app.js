@@ -168,7 +168,8 @@
       backgroundColor: `${color}33`,
       fill: true,
       pointRadius: 0,
-      tension: 0.25,
+      tension: 0.2,
+      cubicInterpolationMode: "monotone",
     };
   }
 

@@ -1,0 +1,97 @@
+"""Real processes for the frontend's tests: a worker and `istio-burst frontend` on real Redis.
+
+Each group of processes publishes on its own channel, so hashes from other tests' workers on the
+shared Redis never reach these pages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from istio_burst.core.contracts import ROUTING_KEY, Weights
+from tests.support.frontend import start_frontend
+from tests.support.metrics import metric_value
+from tests.support.processes import ManagedProcess
+from tests.support.redis_server import RedisServer
+from tests.support.services import start_worker
+
+
+@dataclass
+class Stack:
+    redis: RedisServer
+    worker: ManagedProcess
+    frontend: ManagedProcess
+    url: str
+    channel: str
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples named `name` with these labels (0 when there are none yet)."""
+        return metric_value(self.url, name, **labels)
+
+
+def new_channel() -> str:
+    return f"calculation-{uuid.uuid4().hex[:8]}"
+
+
+def start_stack(redis: RedisServer, log_dir: Path, **frontend_env: str) -> Stack:
+    channel = new_channel()
+    worker, worker_url = start_worker(redis, log_dir, CHANNEL=channel)
+    try:
+        frontend, url = start_frontend(redis, log_dir, worker_url, CHANNEL=channel, **frontend_env)
+    except BaseException:
+        worker.stop()
+        raise
+    return Stack(redis, worker, frontend, url, channel)
+
+
+def stop_stack(stack: Stack) -> None:
+    stack.frontend.stop()
+    stack.worker.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One worker and one frontend (MAX_FREQUENCY 100) shared by a module's tests."""
+    running = start_stack(redis_server, tmp_path_factory.mktemp("frontend"))
+    yield running
+    stop_stack(running)
+
+
+@dataclass
+class SplitStack:
+    url: str
+    client: redis.Redis
+    processes: list[ManagedProcess]
+
+
+@pytest.fixture
+def split_stack(own_redis: RedisServer, tmp_path: Path) -> Iterator[SplitStack]:
+    """Weights 0/100 already in Redis, then a primary worker, a bursty- one and the frontend
+    (PROCESSOR_URL=primary=…,burst=…) on a Redis of the test's own."""
+    client = redis.Redis.from_url(own_redis.url)
+    client.set(ROUTING_KEY, Weights(0, 100).encode())
+    channel = new_channel()
+    processes: list[ManagedProcess] = []
+    try:
+        primary, primary_url = start_worker(own_redis, tmp_path, CHANNEL=channel)
+        processes.append(primary)
+        burst, burst_url = start_worker(own_redis, tmp_path, prefix="bursty-", CHANNEL=channel)
+        processes.append(burst)
+        frontend, url = start_frontend(
+            own_redis,
+            tmp_path,
+            f"primary={primary_url},burst={burst_url}",
+            CHANNEL=channel,
+        )
+        processes.append(frontend)
+        yield SplitStack(url, client, processes)
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+        client.close()
