@@ -1,0 +1,149 @@
+"""Every probe in the manifests, asked of the real process, started with the manifest's settings.
+
+Only what depends on this machine is replaced: the port (a free one), the addresses of Redis and
+Prometheus (real ones started here), and the watcher's actuator: `istio` needs a Kubernetes API
+server, which cannot run on these machines, so it runs with `local` (the probes' paths do not
+depend on the actuator). Redis runs with the manifest's own arguments.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.manifests.manifests import (
+    K8S,
+    OVERLAYS,
+    Obj,
+    Rendered,
+    command_of,
+    container_port,
+    containers,
+    kubectl_or_none,
+    kustomize,
+    name_of,
+    resolved_env,
+)
+from tests.support.ports import free_port
+from tests.support.processes import ISTIO_BURST, ManagedProcess, require_binary
+from tests.support.prometheus import PrometheusServer
+from tests.support.redis_server import RedisServer
+
+
+def our_workloads() -> list[tuple[str, str]]:
+    """(overlay, deployment) for every Deployment that runs our code, known at collection."""
+    if kubectl_or_none() is None:
+        return []
+    return [
+        (overlay, name_of(deployment))
+        for overlay in OVERLAYS
+        for deployment in kustomize(K8S / "overlays" / overlay)
+        if deployment["kind"] == "Deployment" and any(command_of(c) for c in containers(deployment))
+    ]
+
+
+WORKLOADS = our_workloads()
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A real Prometheus with nothing to scrape: the watcher's query reads an empty result."""
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets={}).start()
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class Backends:
+    redis: RedisServer
+    prometheus: PrometheusServer
+
+
+@pytest.fixture
+def backends(redis_server: RedisServer, prometheus: PrometheusServer) -> Backends:
+    return Backends(redis_server, prometheus)
+
+
+def local_env(deployment: Obj, container: Obj, backends: Backends) -> dict[str, str]:
+    env = resolved_env(deployment, container)
+    env.update(HOST="127.0.0.1", PORT=str(free_port()), LOG_FORMAT="text")
+    if "REDIS_URL" in env:
+        env["REDIS_URL"] = backends.redis.host_port
+    if "PROMETHEUS_URL" in env:
+        env["PROMETHEUS_URL"] = backends.prometheus.url
+    if env.get("ACTUATOR") == "istio":
+        env["ACTUATOR"] = "local"
+    return env
+
+
+def test_every_workload_of_ours_is_probed() -> None:
+    if kubectl_or_none() is None:
+        pytest.skip("kubectl is not installed: it renders the kustomize overlays")
+    assert sorted(WORKLOADS) == [
+        ("burst", "worker-deployment"),
+        ("primary", "frontend-deployment"),
+        ("primary", "istiowatcher-deployment"),
+        ("primary", "worker-deployment"),
+    ]
+
+
+@pytest.mark.parametrize(("overlay", "deployment_name"), WORKLOADS)
+def test_http_probes_answer_200_on_the_real_service(
+    overlays: dict[str, Rendered],
+    overlay: str,
+    deployment_name: str,
+    backends: Backends,
+    tmp_path: Path,
+) -> None:
+    deployment = overlays[overlay].get("Deployment", deployment_name)
+    (container,) = containers(deployment)
+    command = command_of(container)
+    assert command is not None
+    env = local_env(deployment, container, backends)
+    proc = ManagedProcess(command, [ISTIO_BURST, command], tmp_path, env=env).start()
+    try:
+        for kind in ("livenessProbe", "readinessProbe"):
+            probe = container[kind]["httpGet"]
+            assert container_port(container, probe["port"]) is not None
+            url = f"http://127.0.0.1:{env['PORT']}{probe['path']}"
+            # Readiness may take a round (Redis ping, a first reading): wait, as the kubelet does.
+            proc.wait_http_ok(url, timeout=20)
+            assert httpx.get(url, timeout=5).status_code == 200, f"{kind} {url}"
+    finally:
+        proc.stop()
+
+
+def redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def test_redis_runs_with_the_manifests_arguments_and_its_probe_port_answers(
+    primary: Rendered, tmp_path: Path
+) -> None:
+    deployment = primary.get("Deployment", "redis-cache")
+    (container,) = containers(deployment)
+    for kind in ("livenessProbe", "readinessProbe"):
+        assert container_port(container, container[kind]["tcpSocket"]["port"]) == {
+            "name": "redis",
+            "containerPort": 6379,
+        }
+    # The image's entrypoint runs `redis-server <args>`; here on a free port, in tmp_path
+    # standing in for the /data emptyDir.
+    port = free_port()
+    argv = [require_binary("redis-server"), *container["args"]]
+    argv += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
+    proc = ManagedProcess("redis-from-manifest", argv, tmp_path).start()
+    try:
+        proc.wait_until(lambda: redis_answers(port), 10, "redis PING")
+    finally:
+        proc.stop()

@@ -1,0 +1,341 @@
+"""scripts/: shellcheck-clean, self-describing, and in --dry-run they print the whole walk-through
+while running none of it: gcloud, kubectl, istioctl, docker and kind are replaced on PATH by
+stand-ins that record any call and fail."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.manifests.manifests import (
+    K8S,
+    REPO,
+    SCRIPTS,
+    kubectl_or_none,
+    kustomize,
+    load_yaml,
+    mesh_setting,
+)
+from tests.support.processes import require_binary
+
+TOOLS = ("gcloud", "kubectl", "istioctl", "docker", "kind", "helm", "curl")
+SCRIPT_NAMES = ("gke.sh", "kind-e2e.sh")
+
+
+def all_scripts() -> list[Path]:
+    return sorted(SCRIPTS.glob("*.sh")) + sorted(SCRIPTS.glob("lib/*.sh"))
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose PATH finds failing, recording stand-ins for the cluster tools."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.log"
+    for tool in TOOLS:
+        path = bin_dir / tool
+        path.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{calls}"\nexit 97\n')
+        path.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("PROJECT", "TAG", "ZONE")}
+    env["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
+    return env, calls
+
+
+def run_script(
+    name: str, args: Sequence[str], env: dict[str, str], cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPTS / name), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def commands(stdout: str) -> list[str]:
+    """The commands a run printed ("+ " lines), without the prefix."""
+    return [line[2:] for line in stdout.splitlines() if line.startswith("+ ")]
+
+
+def one_matching(printed: list[str], pattern: str) -> str:
+    found = [c for c in printed if re.search(pattern, c)]
+    assert len(found) == 1, f"{pattern!r} matched {len(found)} commands:\n" + "\n".join(printed)
+    return found[0]
+
+
+def test_scripts_are_shellcheck_clean() -> None:
+    shellcheck = require_binary("shellcheck")
+    done = subprocess.run(
+        [shellcheck, "-x", *map(str, all_scripts())],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_scripts_are_strict_bash() -> None:
+    for name in SCRIPT_NAMES:
+        text = (SCRIPTS / name).read_text()
+        assert text.startswith("#!/usr/bin/env bash\n"), name
+        assert "\nset -euo pipefail\n" in text, name
+        assert os.access(SCRIPTS / name, os.X_OK), name
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_help_explains_and_runs_nothing(name: str, stand_ins: tuple[dict[str, str], Path]) -> None:
+    env, calls = stand_ins
+    done = run_script(name, ["--help"], env)
+    assert done.returncode == 0, done.stderr
+    assert "--dry-run" in done.stdout
+    assert done.stdout.startswith("Usage: scripts/")
+    assert not calls.exists()
+
+
+def test_gke_refuses_an_unknown_step(stand_ins: tuple[dict[str, str], Path]) -> None:
+    env, calls = stand_ins
+    done = run_script("gke.sh", ["--dry-run", "--project", "p", "clusters", "explode"], env)
+    assert done.returncode != 0
+    assert "unknown step 'explode'" in done.stderr
+    assert done.stdout == ""  # nothing printed as if it would run before the refusal
+    assert not calls.exists()
+
+
+@pytest.fixture
+def gke_up(stand_ins: tuple[dict[str, str], Path]) -> list[str]:
+    env, calls = stand_ins
+    done = run_script(
+        "gke.sh",
+        ["--dry-run", "--project", "demo-project", "--zone", "europe-west1-b", "--tag", "v7", "up"],
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not calls.exists(), f"a dry run ran: {calls.read_text()}"
+    return commands(done.stdout)
+
+
+def test_gke_dry_run_creates_the_two_clusters(gke_up: list[str]) -> None:
+    primary = one_matching(gke_up, r"^gcloud container clusters create primary ")
+    assert "--num-nodes 4" in primary
+    assert "--project demo-project --zone europe-west1-b" in primary
+    assert "autoscaling" not in primary
+    burst = one_matching(gke_up, r"^gcloud container clusters create burst ")
+    assert "--num-nodes 1 --enable-autoscaling --min-nodes 1 --max-nodes 5" in burst
+    for cluster in ("primary", "burst"):
+        one_matching(gke_up, rf"^gcloud container clusters get-credentials {cluster} ")
+
+
+def test_gke_dry_run_opens_the_firewall_between_the_clusters_pods(gke_up: list[str]) -> None:
+    rule = one_matching(gke_up, r"^gcloud compute firewall-rules create ")
+    assert "--source-ranges '<primary-pod-range>,<burst-pod-range>'" in rule
+    assert "--target-tags '<node-tags>'" in rule
+    one_matching(gke_up, r"^primary_pods=\$\(gcloud container clusters describe primary ")
+
+
+def test_gke_dry_run_builds_and_pushes_three_images(gke_up: list[str]) -> None:
+    registry = "europe-west1-docker.pkg.dev/demo-project/istio-burst"
+    for name in mesh_setting("SERVICE_IMAGES").split():
+        build = one_matching(gke_up, rf"^docker build .* -f services/{name}/Dockerfile ")
+        assert build.endswith(f"-t {registry}/{name}:v7 .")
+        one_matching(gke_up, rf"^docker push {re.escape(registry)}/{name}:v7$")
+
+
+def test_gke_dry_run_installs_istio_primary_remote(gke_up: list[str]) -> None:
+    primary_ctx = "gke_demo-project_europe-west1-b_primary"
+    burst_ctx = "gke_demo-project_europe-west1-b_burst"
+    mesh = "--set values.global.meshID=mesh1 --set values.global.multiCluster.clusterName={} --set values.global.network=network1"  # noqa: E501
+    installs = [c for c in gke_up if c.startswith("istioctl install ")]
+    assert len(installs) == 3  # istiod, east-west gateway, remote
+    istiod, eastwest, remote = installs
+    assert f"--context {primary_ctx}" in istiod
+    assert mesh.format("primary") in istiod
+    assert "values.global.externalIstiod=true" in istiod
+    assert "-f scripts/istio/eastwest-gateway.yaml" in eastwest
+    assert mesh.format("primary") in eastwest
+    assert f"--context {burst_ctx} --set profile=remote" in remote
+    assert mesh.format("burst") in remote
+    assert "values.istiodRemote.injectionPath=/inject/cluster/burst/net/network1" in remote
+    assert "values.global.remotePilotAddress=<east-west-gateway-ip>" in remote
+    one_matching(gke_up, r"apply -n istio-system -f scripts/istio/expose-istiod.yaml$")
+    one_matching(
+        gke_up,
+        rf"^kubectl --context {burst_ctx} annotate namespace istio-system "
+        r"topology.istio.io/controlPlaneClusters=primary ",
+    )
+    secret = one_matching(gke_up, r"^istioctl create-remote-secret ")
+    assert secret == (
+        f"istioctl create-remote-secret --context {burst_ctx} --name burst"
+        f" | kubectl apply -f - --context {primary_ctx}"
+    )
+    # In that order: the remote's istiod address exists before the remote is installed.
+    assert gke_up.index(eastwest) < gke_up.index(remote) < gke_up.index(secret)
+
+
+def test_gke_dry_run_applies_the_overlays_and_the_routing(gke_up: list[str]) -> None:
+    primary_ctx = "gke_demo-project_europe-west1-b_primary"
+    burst_ctx = "gke_demo-project_europe-west1-b_burst"
+    for ctx in (primary_ctx, burst_ctx):
+        one_matching(gke_up, rf"^kubectl --context {ctx} label namespace default istio-injection")
+    apply_primary = one_matching(
+        gke_up, rf"^kubectl --context {primary_ctx} apply -k k8s/deploy/primary$"
+    )
+    apply_burst = one_matching(
+        gke_up, rf"^kubectl --context {burst_ctx} apply -k k8s/deploy/burst$"
+    )
+    routing = one_matching(gke_up, rf"^kubectl --context {primary_ctx} apply -k istio-manifests$")
+    # Redis (primary) before the burst workers that use it; routing once both exist.
+    assert gke_up.index(apply_primary) < gke_up.index(apply_burst) < gke_up.index(routing)
+    written = one_matching(gke_up, r"^cat > k8s/deploy/primary/kustomization.yaml")
+    assert gke_up.index(written) < gke_up.index(apply_primary)
+
+
+def test_gke_dry_run_teardown(stand_ins: tuple[dict[str, str], Path]) -> None:
+    env, calls = stand_ins
+    done = run_script("gke.sh", ["--dry-run", "--project", "p", "teardown"], env)
+    assert done.returncode == 0, done.stderr
+    printed = commands(done.stdout)
+    one_matching(printed, r"^gcloud container clusters delete primary burst .*--quiet$")
+    one_matching(printed, r"^gcloud compute firewall-rules delete ")
+    one_matching(printed, r"^gcloud artifacts repositories delete ")
+    one_matching(printed, r"^istioctl uninstall -y --purge ")
+    assert not calls.exists()
+
+
+def test_gke_overlays_pin_the_pushed_images(
+    stand_ins: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    # Not a dry run: the overlays step only writes files, so it really runs here.
+    if kubectl_or_none() is None:
+        pytest.skip("kubectl is not installed: it renders the kustomize overlays")
+    env, calls = stand_ins
+    deploy_dir = tmp_path / "deploy"
+    done = run_script(
+        "gke.sh",
+        ["--project", "demo", "--zone", "us-east1-c", "--tag", "abc123",
+         "--deploy-dir", str(deploy_dir), "overlays"],
+        env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not calls.exists(), f"writing the overlays ran: {calls.read_text()}"
+    registry = "us-east1-docker.pkg.dev/demo/istio-burst"
+    for overlay in ("primary", "burst"):
+        pinned = kustomize(deploy_dir / overlay)
+        plain = kustomize(K8S / "overlays" / overlay)
+        images = set()
+        for obj in pinned:
+            if obj["kind"] == "Deployment":
+                for container in obj["spec"]["template"]["spec"]["containers"]:
+                    images.add(container["image"])
+        expected = {f"{registry}/worker:abc123"}
+        if overlay == "primary":
+            expected |= {f"{registry}/frontend:abc123", f"{registry}/istiowatcher:abc123"}
+            expected |= {"redis:7.4-alpine"}
+        assert images == expected
+        # Everything else is the overlay itself.
+        strip = yaml.safe_dump(plain).replace("istio-burst/", f"{registry}/")
+        assert yaml.safe_dump(pinned) == strip.replace(":0.1.0", ":abc123")
+
+
+@pytest.fixture
+def kind_run(stand_ins: tuple[dict[str, str], Path], tmp_path: Path) -> list[str]:
+    env, calls = stand_ins
+    env["WORK_DIR"] = str(tmp_path / "work")
+    done = run_script("kind-e2e.sh", ["--dry-run"], env)
+    assert done.returncode == 0, done.stderr
+    assert not calls.exists(), f"a dry run ran: {calls.read_text()}"
+    assert not (tmp_path / "work").exists(), "a dry run wrote files"
+    assert "end to end: OK" in done.stderr
+    return commands(done.stdout)
+
+
+def test_kind_dry_run_builds_the_mesh_and_checks_the_burst(kind_run: list[str]) -> None:
+    for cluster in ("primary", "burst"):
+        one_matching(kind_run, rf"^kind create cluster --name istio-burst-{cluster} ")
+    for name in mesh_setting("SERVICE_IMAGES").split():
+        one_matching(kind_run, rf"^docker build -f services/{name}/Dockerfile ")
+    one_matching(
+        kind_run, r"^kind load docker-image istio-burst/worker:e2e --name istio-burst-burst"
+    )
+    installs = [c for c in kind_run if c.startswith("istioctl install ")]
+    assert len(installs) == 3
+    assert "values.global.multiCluster.clusterName=burst" in installs[2]
+    secret = one_matching(kind_run, r"^istioctl create-remote-secret ")
+    assert "--server 'https://<burst-node-ip>:6443'" in secret
+    one_matching(kind_run, r"apply -k .*/work/deploy/primary$")
+    one_matching(kind_run, r"apply -k .*/work/deploy/burst$")
+    load = one_matching(kind_run, r"set env deployment/frontend-deployment FREQUENCY=30$")
+    burst = one_matching(kind_run, r"until it prints 100,")
+    hashes = one_matching(kind_run, r"redis-cli --raw SUBSCRIBE calculation \| grep -m1 .*bursty-")
+    back = one_matching(kind_run, r"until it prints 0,")
+    assert kind_run.index(load) < kind_run.index(burst) < kind_run.index(hashes)
+    assert kind_run.index(hashes) < kind_run.index(back)
+    # The clusters go away at the end (unless --keep).
+    assert kind_run[-2:] == [
+        "kind delete cluster --name istio-burst-primary",
+        "kind delete cluster --name istio-burst-burst",
+    ]
+
+
+def test_kind_clusters_address_ranges_do_not_overlap() -> None:
+    # The routes between the kind nodes join the two clusters into one network only if no pod
+    # or service range of one overlaps a range of the other.
+    text = (SCRIPTS / "kind-e2e.sh").read_text()
+    ranges = [
+        ipaddress.ip_network(r)
+        for r in re.findall(r"^(?:PRIMARY|BURST)_(?:PODS|SERVICES)=(\S+)$", text, re.M)
+    ]
+    assert len(ranges) == 4
+    for i, one in enumerate(ranges):
+        for other in ranges[i + 1 :]:
+            assert not one.overlaps(other), (one, other)
+
+
+def test_shown_commands_read_back_as_the_same_words() -> None:
+    words = ["plain", "a b", "it's", "", "x=$(y)", "{.a[0]}", "--set=v", "*", "a|b"]
+    script = (
+        "source scripts/lib/common.sh\n"
+        'line=$(show "$@")\n'
+        'eval "back=(${line#+ })"\n'
+        'printf "%s\\n" "${back[@]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "-c", script, "bash", *words], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:-1] == words
+
+
+def test_the_east_west_gateway_is_on_the_scripts_network() -> None:
+    network = mesh_setting("NETWORK")
+    (operator,) = load_yaml(SCRIPTS / "istio" / "eastwest-gateway.yaml")
+    (gateway,) = operator["spec"]["components"]["ingressGateways"]
+    assert gateway["label"]["topology.istio.io/network"] == network
+    env = {e["name"]: e["value"] for e in gateway["k8s"]["env"]}
+    assert env["ISTIO_META_REQUESTED_NETWORK_VIEW"] == network
+    ports = {p["port"] for p in gateway["k8s"]["service"]["ports"]}
+    assert {15012, 15017} <= ports  # istiod's discovery and webhook, for the remote cluster
+    exposed = load_yaml(SCRIPTS / "istio" / "expose-istiod.yaml")
+    istiod_gateway = next(o for o in exposed if o["kind"] == "Gateway")
+    assert istiod_gateway["spec"]["selector"] == {"istio": gateway["label"]["istio"]}
+    assert {s["port"]["number"] for s in istiod_gateway["spec"]["servers"]} == {15012, 15017}
+
+
+def test_the_deploy_dir_is_ignored_by_git() -> None:
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    done = subprocess.run(
+        [git, "check-ignore", "-q", "k8s/deploy/primary/kustomization.yaml"], cwd=REPO
+    )
+    assert done.returncode == 0
