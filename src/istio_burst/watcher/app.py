@@ -35,8 +35,9 @@ def build_actuator(settings: WatcherSettings) -> Actuator:
         actuator = istio.IstioActuator(
             settings.namespace,
             settings.virtual_service,
-            settings.kube_context,
-            settings.write_timeout,
+            context=settings.kube_context,
+            kubeconfig=settings.kubeconfig,
+            timeout=settings.write_timeout,
         )
     return DryRun(actuator) if settings.dry_run else actuator
 

@@ -130,6 +130,10 @@ class WatcherSettings(ServiceSettings):
     kube_context: str = Field(
         "", description="kubeconfig context to use (default: in-cluster, else current context)"
     )
+    kubeconfig: str = Field(
+        "",
+        description="kubeconfig file(s), ':'-separated (default: in-cluster, else ~/.kube/config)",
+    )
     write_timeout: float = Field(
         5.0, gt=0, description="seconds one Kubernetes or Redis call may take"
     )

@@ -113,10 +113,19 @@ def weight_patch(ref: RouteRef, desired: Weights) -> list[dict[str, Any]]:
 class IstioActuator:
     name = "istio"
 
-    def __init__(self, namespace: str, virtual_service: str, context: str, timeout: float) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        virtual_service: str,
+        *,
+        context: str = "",
+        kubeconfig: str = "",
+        timeout: float = 5.0,
+    ) -> None:
         self.namespace = namespace
         self.virtual_service = virtual_service
         self.context = context
+        self.kubeconfig = kubeconfig
         self.timeout = timeout
         self.target = f"virtualservice {namespace}/{virtual_service}"
         self._api: Any = None
@@ -161,7 +170,7 @@ class IstioActuator:
 
     def _client(self) -> Any:
         if self._api is None:
-            self._api = _custom_objects_api(self.context)
+            self._api = _custom_objects_api(self.context, self.kubeconfig)
         return self._api
 
     async def _call(self, verb: str, fn: Any) -> Any:
@@ -175,20 +184,30 @@ class IstioActuator:
             raise _translate(verb, exc) from exc
 
 
-def _custom_objects_api(context: str) -> Any:
+def _custom_objects_api(context: str, kubeconfig: str) -> Any:
     """CustomObjectsApi from in-cluster credentials, else the kubeconfig (KUBE_CONTEXT)."""
     configuration = client.Configuration()
     loaders: Any = config  # untyped module
+    in_cluster = not (context or kubeconfig) and os.environ.get("KUBERNETES_SERVICE_HOST")
     try:
-        if not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        if in_cluster:
             loaders.load_incluster_config(client_configuration=configuration)
         else:
-            loaders.load_kube_config(context=context or None, client_configuration=configuration)
+            loaders.load_kube_config(
+                config_file=kubeconfig or None,
+                context=context or None,
+                client_configuration=configuration,
+            )
     except Exception as exc:
+        where = (
+            "in-cluster service account"
+            if in_cluster
+            else f"kubeconfig {kubeconfig or '~/.kube/config'}"
+        )
+        if context:
+            where += f" context {context}"
         raise ActuatorError(
-            ActuatorErrorKind.CONFIG,
-            f"no Kubernetes credentials (in-cluster or kubeconfig"
-            f"{' context ' + context if context else ''}): {exc}",
+            ActuatorErrorKind.CONFIG, f"no usable Kubernetes credentials ({where}): {exc}"
         ) from exc
     configuration.retries = False  # one attempt per call: the watcher's loop does the retrying
     return client.CustomObjectsApi(client.ApiClient(configuration))
@@ -213,7 +232,7 @@ def _kind_of_status(status: int, message: str) -> ActuatorErrorKind:
     if status in (401, 403):
         return ActuatorErrorKind.FORBIDDEN
     # 422 "testing value ... failed": a `test` op found other values than were read.
-    if status == 409 or (status == 422 and "test" in message.lower()):
+    if status == 409 or (status == 422 and "testing value" in message.lower()):
         return ActuatorErrorKind.CONFLICT
     if status >= 500:
         return ActuatorErrorKind.SERVER_ERROR

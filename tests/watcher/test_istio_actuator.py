@@ -1,0 +1,403 @@
+"""The Istio actuator against a fake Kubernetes API server.
+
+No Kubernetes API server can run on this machine (no container runtime, no kind, k3s or
+etcd), so `fake_kube.FakeKubeAPI` answers the exact REST calls the `kubernetes` client makes
+for the VirtualService, with Kubernetes' Status errors and resourceVersions, and validates every
+object written against Istio 1.30's VirtualService schema. The watcher's rounds run in-process
+with a scripted Prometheus and a fake clock; one test runs the real `istio-burst watcher`
+process against the fake. The real-cluster check is in test_real_cluster.py (opt-in, k8s mark).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
+from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
+from istio_burst.watcher.app import build_watcher, close_watcher
+from istio_burst.watcher.loop import Watcher
+from istio_burst.watcher.settings import WatcherSettings
+from tests.support.watcher import start_watcher, wait_status
+from tests.watcher.fake_http import Answer, ScriptedServer, vector
+from tests.watcher.fake_kube import JSON_PATCH, FakeKubeAPI, Obj, virtual_service
+
+VS_PATH = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/worker-virtual-service"
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKubeAPI]:
+    api = FakeKubeAPI().start()
+    api.put(virtual_service(100, 0))
+    yield api
+    api.stop()
+    assert api.rejected == [], f"the watcher wrote invalid VirtualServices: {api.rejected}"
+
+
+@pytest.fixture
+def prom() -> Iterator[ScriptedServer]:
+    server = ScriptedServer().start()
+    yield server
+    server.stop()
+
+
+class Clock:
+    """Each round is far enough from the last that no back-off holds it (unless a test says)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def make_watcher(
+    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
+) -> AsyncIterator[Any]:
+    made: list[Watcher] = []
+
+    def make(**overrides: Any) -> Watcher:
+        settings = WatcherSettings(
+            **{
+                "prometheus_url": prom.url,
+                "query": "sum(rate(istio_requests_total[1m]))",
+                "actuator": "istio",
+                "namespace": "default",
+                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+                "min_dwell": 0,
+                "stabilization_window": 0,
+                "max_failures": 3,
+                "write_timeout": 1.0,
+                "publish_state": False,
+                **overrides,
+            }
+        )
+        watcher = build_watcher(settings)
+        watcher.clock = Clock()
+        made.append(watcher)
+        return watcher
+
+    yield make
+    for watcher in made:
+        await close_watcher(watcher)
+
+
+def load(prom: ScriptedServer, rate: float) -> None:
+    prom.answer = Answer(200, vector(str(rate)))
+
+
+async def next_round(watcher: Watcher, seconds: float = 100.0) -> None:
+    assert isinstance(watcher.clock, Clock)
+    watcher.clock.now += seconds
+    await watcher.round()
+
+
+def without_weights(obj: Obj) -> Obj:
+    out = copy.deepcopy(obj)
+    out["metadata"].pop("resourceVersion", None)
+    for entry in out["spec"]["http"][0]["route"]:
+        entry.pop("weight", None)
+    return out
+
+
+def test_the_watcher_needs_exactly_get_and_patch() -> None:
+    assert VERBS == ("get", "patch")
+
+
+async def test_bursting_patches_only_the_two_weights_with_tests_of_what_was_read(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    before = kube.get()
+    load(prom, 30)
+    watcher = make_watcher()
+    await next_round(watcher)
+
+    assert kube.weights() == (0, 100)
+    get, patch = kube.requests
+    assert (get.method, get.path, get.accept) == ("GET", VS_PATH, "application/json")
+    assert patch.path.startswith(VS_PATH + "?") and "fieldManager=istio-burst-watcher" in patch.path
+    assert patch.content_type == JSON_PATCH
+    ops = patch.body
+    assert [op["op"] for op in ops] == ["test", "test", "add", "add"]
+    assert {op["path"] for op in ops if op["op"] == "add"} == {
+        "/spec/http/0/route/0/weight",
+        "/spec/http/0/route/1/weight",
+    }
+    after = kube.get()
+    assert without_weights(after) == without_weights(before), "nothing else was touched"
+    assert after["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
+    assert len(kube.written) == 1  # and it passed Istio's schema (kube fixture checks)
+    assert watcher.state.weights == {"primary": 0, "burst": 100}
+    assert watcher.state.last_change is not None
+
+
+async def test_no_write_when_the_weights_already_match(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    watcher = make_watcher()
+    load(prom, 3)
+    await next_round(watcher)
+    load(prom, 12)
+    await next_round(watcher)
+    kube.edit(lambda vs: set_weights(vs, 0, 100))
+    load(prom, 40)
+    await next_round(watcher)
+    assert kube.patches() == []
+    assert [r.method for r in kube.requests] == ["GET", "GET", "GET"]
+
+
+def set_weights(vs: Obj, primary: int, burst: int) -> None:
+    route = vs["spec"]["http"][0]["route"]
+    route[0]["weight"], route[1]["weight"] = primary, burst
+
+
+async def test_a_concurrent_edit_between_read_and_write_is_not_lost(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    def someone_else(api: FakeKubeAPI) -> None:
+        def change(vs: Obj) -> None:
+            set_weights(vs, 50, 50)
+            vs["spec"]["http"][0]["timeout"] = "5s"
+            vs["metadata"]["labels"]["edited-by"] = "operator"
+
+        api.edit(change)
+
+    kube.before_patch = someone_else
+    load(prom, 30)
+    watcher = make_watcher()
+    await next_round(watcher)
+
+    methods = [r.method for r in kube.requests]
+    assert methods == ["GET", "PATCH", "GET", "PATCH"], "conflict: read again, decide again"
+    final = kube.get()
+    assert kube.weights() == (0, 100)
+    assert final["spec"]["http"][0]["timeout"] == "5s"
+    assert final["metadata"]["labels"]["edited-by"] == "operator"
+    second_tests = [op for op in kube.requests[3].body if op["op"] == "test"]
+    assert {op["value"]["weight"] for op in second_tests} == {50}, "tests what it re-read"
+
+
+async def test_a_concurrent_edit_that_changes_the_decision_is_kept(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    # Overflow: 20 req/s asks for 10 % to burst; meanwhile an operator sets 50/50 by hand.
+    # Re-read, at 50/50 primary gets 10 req/s (within capacity, not low enough to step back):
+    # the watcher holds and the operator's 50/50 stays.
+    kube.before_patch = lambda api: api.edit(lambda vs: set_weights(vs, 50, 50))
+    load(prom, 20)
+    watcher = make_watcher(mode="overflow", primary_capacity=15, step=10)
+    await next_round(watcher)
+    assert [r.method for r in kube.requests] == ["GET", "PATCH", "GET"]
+    assert kube.weights() == (50, 50)
+    assert watcher.state.weights == {"primary": 50, "burst": 50}
+
+
+async def test_409_conflict_rereads_and_writes_in_the_same_round(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    kube.fail.append(("PATCH", 409))
+    load(prom, 30)
+    watcher = make_watcher()
+    await next_round(watcher)
+    assert [r.method for r in kube.requests] == ["GET", "PATCH", "GET", "PATCH"]
+    assert kube.weights() == (0, 100)
+    assert watcher.write_failures == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "kind", "words"),
+    [
+        ("GET", 404, ActuatorErrorKind.NOT_FOUND, 'virtualservices.networking.istio.io "worker'),
+        ("GET", 403, ActuatorErrorKind.FORBIDDEN, "cannot patch resource"),
+        ("PATCH", 403, ActuatorErrorKind.FORBIDDEN, "Forbidden"),
+        ("GET", 500, ActuatorErrorKind.SERVER_ERROR, "etcdserver"),
+        ("PATCH", 503, ActuatorErrorKind.SERVER_ERROR, "ServiceUnavailable"),
+    ],
+)
+async def test_api_errors_log_one_clear_line_hold_and_back_off(
+    kube: FakeKubeAPI,
+    prom: ScriptedServer,
+    make_watcher: Any,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    method: str,
+    status: int,
+    kind: ActuatorErrorKind,
+    words: str,
+) -> None:
+    kube.fail.append((method, status))
+    load(prom, 30)
+    watcher = make_watcher()
+    before = kube.get()
+    with caplog.at_level(logging.WARNING, logger="istio_burst.watcher.loop"):
+        await next_round(watcher)
+    assert kube.get() == before, "nothing half written"
+    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    text = line.getMessage()
+    assert "virtualservice default/worker-virtual-service" in text
+    assert f"({kind})" in text and f"HTTP {status}" in text and words in text
+    assert "Traceback" not in text
+
+    requests_so_far = len(kube.requests)
+    await next_round(watcher, seconds=0.1)  # inside the back-off: no call at all
+    assert len(kube.requests) == requests_so_far
+    await next_round(watcher)  # after it: retried, and this time it works
+    assert kube.weights() == (0, 100)
+    assert watcher.write_failures == 0
+
+
+async def test_repeated_failures_make_it_not_ready_and_it_recovers(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    kube.fail.extend([("GET", 503)] * 3)
+    load(prom, 3)
+    watcher = make_watcher()
+    for _ in range(3):
+        await next_round(watcher)
+    assert "3 failed calls to virtualservice default/worker-virtual-service" in (
+        watcher.not_ready_reason()
+    )
+    assert watcher.state.ready is False
+    await next_round(watcher)
+    assert watcher.not_ready_reason() == ""
+
+
+async def test_a_hanging_api_server_times_out(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    kube.delay = 1.5
+    load(prom, 30)
+    watcher = make_watcher(write_timeout=0.3)
+    with caplog.at_level(logging.WARNING, logger="istio_burst.watcher.loop"):
+        await next_round(watcher)
+    assert watcher.write_failures == 1
+    assert "read failed (timeout)" in caplog.text
+    kube.delay = 0
+    await next_round(watcher)
+    assert kube.weights() == (0, 100)
+
+
+async def test_a_virtual_service_without_the_subsets_is_refused_without_writing(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    vs = virtual_service()
+    vs["spec"]["http"][0]["route"] = vs["spec"]["http"][0]["route"][:1]
+    kube.put(vs)
+    load(prom, 30)
+    watcher = make_watcher()
+    with caplog.at_level(logging.WARNING):
+        await next_round(watcher)
+    assert kube.patches() == []
+    assert "no HTTP route has destinations with subsets primary and burst" in caplog.text
+
+
+async def test_wrong_credentials_are_forbidden_not_a_crash(
+    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
+) -> None:
+    actuator = IstioActuator(
+        "default",
+        "worker-virtual-service",
+        kubeconfig=str(kube.kubeconfig(tmp_path / "bad", token="stolen")),
+    )
+    try:
+        with pytest.raises(ActuatorError) as raised:
+            await actuator.read()
+    finally:
+        await actuator.close()
+    assert raised.value.kind is ActuatorErrorKind.FORBIDDEN
+    assert "HTTP 401" in raised.value.detail
+
+
+async def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
+    actuator = IstioActuator("default", "vs", kubeconfig=str(tmp_path / "nope"))
+    with pytest.raises(ActuatorError) as raised:
+        await actuator.read()
+    assert raised.value.kind is ActuatorErrorKind.CONFIG
+
+
+async def test_weights_that_do_not_sum_to_100_are_read_relative_and_rewritten(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    kube.edit(lambda vs: set_weights(vs, 30, 10))
+    load(prom, 12)  # between the thresholds: hold what is there (75/25), in canonical form
+    watcher = make_watcher()
+    await next_round(watcher)
+    assert kube.weights() == (75, 25)
+
+
+async def test_a_missing_weight_counts_as_0_and_is_added(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    kube.edit(lambda vs: vs["spec"]["http"][0]["route"][1].pop("weight"))
+    load(prom, 30)
+    watcher = make_watcher()
+    await next_round(watcher)
+    assert kube.weights() == (0, 100)
+
+
+async def test_dry_run_writes_nothing_and_reports_what_it_would_do(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    load(prom, 30)
+    watcher = make_watcher(dry_run=True)
+    with caplog.at_level(logging.INFO):
+        await next_round(watcher)
+        await next_round(watcher)
+    assert kube.patches() == []
+    assert kube.weights() == (100, 0)
+    assert watcher.state.weights == {"primary": 0, "burst": 100}
+    assert watcher.state.dry_run is True
+    assert caplog.text.count("dry run: would set") == 1
+
+
+def test_the_real_process_shifts_the_virtual_service(
+    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
+) -> None:
+    load(prom, 3)
+    proc, url = start_watcher(
+        tmp_path,
+        prom.url,
+        ACTUATOR="istio",
+        KUBECONFIG=str(kube.kubeconfig(tmp_path / "kubeconfig")),
+        NAMESPACE="default",
+        PUBLISH_STATE="false",
+    )
+    try:
+        wait_status(proc, url, lambda s: s["ready"])
+        load(prom, 30)
+        state = wait_status(proc, url, lambda s: s["weights"]["burst"] == 100)
+        assert kube.weights() == (0, 100)
+        assert state["actuator"] == "istio"
+        assert state["target"] == "virtualservice default/worker-virtual-service"
+        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+    finally:
+        proc.stop()
+
+
+def test_the_real_process_without_credentials_stays_up_and_not_ready(
+    prom: ScriptedServer, tmp_path: Path
+) -> None:
+    proc, url = start_watcher(
+        tmp_path,
+        prom.url,
+        ACTUATOR="istio",
+        KUBECONFIG=str(tmp_path / "missing-kubeconfig"),
+        PUBLISH_STATE="false",
+        MAX_BACKOFF="1",
+    )
+    try:
+        state = wait_status(proc, url, lambda s: s["write_failures"] >= 3)
+        assert "failed calls to virtualservice" in state["not_ready_reason"]
+        response = httpx.get(url + "/healthz", timeout=5)
+        assert response.status_code == 503
+        assert httpx.get(url + "/livez", timeout=5).status_code == 200
+        assert "no usable Kubernetes credentials" in proc.output()
+    finally:
+        proc.stop()
