@@ -4,6 +4,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+CALLER_DIR=$PWD
 cd "$REPO"
 # shellcheck source=lib/common.sh
 source scripts/lib/common.sh
@@ -17,16 +18,17 @@ Usage: scripts/gke.sh [options] STEP...
 The whole walk-through on GKE. Every command is printed before it runs; --dry-run prints them
 all and runs none (and needs none of the tools).
 
-Steps, in the order "up" runs them:
+Steps (run in the order given):
   clusters   create the GKE clusters: "$PRIMARY_GKE" (4 nodes, fixed: the on-premises side) and
              "$BURST_GKE" (1 node, autoscaling 1-5: the cloud), one VPC; fetch their credentials
   firewall   let the two clusters' pods reach each other (one mesh network, no gateway needed)
   images     build the three images (services/*/Dockerfile) and push them to Artifact Registry
   istio      Istio multicluster, primary-remote on one network: istiod and an east-west gateway
              on primary, burst as its remote (istioctl create-remote-secret), Prometheus
-  deploy     k8s/overlays/primary and /burst with the pushed images (written to
-             $DEPLOY_DIR/*/kustomization.yaml), then istio-manifests/
-  up         all of the above
+  overlays   write DEPLOY_DIR/{primary,burst}/kustomization.yaml: k8s/overlays/* with the
+             pushed images (nothing else is touched; kubectl kustomize shows the result)
+  deploy     overlays, then apply them to the clusters, then istio-manifests/
+  up         clusters firewall images istio deploy
   status     pods on both clusters, the worker's weights, the page's address
   teardown   delete everything this script created (clusters, firewall rule, image repository)
 
@@ -34,7 +36,7 @@ Options (or the environment variables in brackets):
   --project ID      Google Cloud project [PROJECT; default: gcloud's configured project]
   --zone ZONE       zone of both clusters [ZONE; default: $ZONE]
   --tag TAG         image tag [TAG; default: the git commit, else "dev"]
-  --deploy-dir DIR  where the image-pinning kustomizations go [DEPLOY_DIR; default: $DEPLOY_DIR]
+  --deploy-dir DIR  where the image-pinning kustomizations go [DEPLOY_DIR; default: k8s/deploy]
   --dry-run         print every command, run none [DRY_RUN=1]
   -h, --help        this text
 More settings by environment: MACHINE_TYPE ($MACHINE_TYPE), VPC_NETWORK ($VPC_NETWORK),
@@ -52,7 +54,7 @@ EOF
 PROJECT=${PROJECT:-}
 ZONE=${ZONE:-us-central1-a}
 TAG=${TAG:-}
-DEPLOY_DIR=${DEPLOY_DIR:-k8s/deploy}
+DEPLOY_DIR=${DEPLOY_DIR:-}
 MACHINE_TYPE=${MACHINE_TYPE:-e2-standard-4}
 VPC_NETWORK=${VPC_NETWORK:-default}
 PRIMARY_GKE=${PRIMARY_GKE:-primary}
@@ -74,6 +76,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#steps[@]} -gt 0 ] || { usage >&2; exit 2; }
+
+case $DEPLOY_DIR in
+  '') DEPLOY_DIR=k8s/deploy ;; # in the repository (ignored by git)
+  /*) ;;
+  *) DEPLOY_DIR=$CALLER_DIR/$DEPLOY_DIR ;;
+esac
 
 if [ -z "$PROJECT" ]; then
   if dry_run; then
@@ -156,9 +164,13 @@ step_istio() {
   mesh_install_prometheus "$CTX_PRIMARY"
 }
 
+step_overlays() {
+  app_write_overlays "$DEPLOY_DIR" "$REGISTRY" "$TAG"
+}
+
 step_deploy() {
   need kubectl
-  app_write_overlays "$DEPLOY_DIR" "$REGISTRY" "$TAG"
+  step_overlays
   app_deploy "$CTX_PRIMARY" "$CTX_BURST" "$DEPLOY_DIR"
   step_status
 }
@@ -190,8 +202,7 @@ step_teardown() {
 
 for step in "${steps[@]}"; do
   case $step in
-    clusters | firewall | images | istio | deploy | status | teardown) ;;
-    up) ;;
+    clusters | firewall | images | istio | overlays | deploy | status | teardown | up) ;;
     *) die "unknown step '$step' (see --help)" ;;
   esac
 done
