@@ -97,7 +97,7 @@ class WatcherSettings(ServiceSettings):
         ge=0,
         le=1,
         description="overflow: fraction primary may run over PRIMARY_CAPACITY before another "
-        "step to burst (like the Kubernetes HPA's 10 %)",
+        "step to burst (like the Kubernetes HPA's 0.1)",
     )
     min_dwell: float = Field(
         5, ge=0, description="seconds after any change before the next load-driven change"

@@ -1,0 +1,130 @@
+"""Settings: the documented env names and defaults, the namespace default, refusals of nonsense,
+and the Prometheus launcher's config (which the demo uses too)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from istio_burst.demo.prometheus import duration, prometheus_command, render_config
+from istio_burst.watcher.settings import (
+    KUBERNETES_QUERY,
+    LOCAL_QUERY,
+    WatcherSettings,
+    pod_namespace,
+)
+from tests.support.processes import ISTIO_BURST
+
+ENV_NAMES = [
+    "HOST",
+    "PORT",
+    "PROMETHEUS_URL",
+    "QUERY",
+    "EMPTY_RESULT_VALUE",
+    "INTERVAL",
+    "MODE",
+    "HIGH",
+    "LOW",
+    "PRIMARY_CAPACITY",
+    "STEP",
+    "MIN_DWELL",
+    "STABILIZATION_WINDOW",
+    "FAIL_SAFE",
+    "MAX_FAILURES",
+    "ACTUATOR",
+    "NAMESPACE",
+    "VIRTUAL_SERVICE",
+    "KUBE_CONTEXT",
+    "DRY_RUN",
+    "REDIS_URL",
+    "BURST_HEALTH_URL",
+    "BURST_ERROR_QUERY",
+    "MAX_BURST_ERROR_RATIO",
+    "BURST_BACKOFF",
+]
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    s = WatcherSettings()
+    assert (s.port, s.prometheus_url, s.interval, s.mode) == (
+        8090,
+        "http://localhost:9090",
+        1.0,
+        "switch",
+    )
+    assert (s.high, s.low, s.empty_result_value, s.fail_safe) == (15, 10, 0, "hold")
+    assert (s.actuator, s.virtual_service, s.dry_run) == ("istio", "worker-virtual-service", False)
+    assert s.query == KUBERNETES_QUERY
+    assert 'reporter="source"' in s.query and "[1m]" in s.query
+    assert "[5s]" in LOCAL_QUERY and 'outcome!="skipped"' in LOCAL_QUERY
+
+
+def test_every_documented_env_name_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = {name.upper() for name in WatcherSettings.model_fields}
+    assert set(ENV_NAMES) <= names
+    monkeypatch.setenv("EMPTY_RESULT_VALUE", "error")
+    monkeypatch.setenv("MODE", "overflow")
+    monkeypatch.setenv("DRY_RUN", "true")
+    s = WatcherSettings()
+    assert (s.empty_result_value, s.mode, s.dry_run) == ("error", "overflow", True)
+
+
+def test_namespace_comes_from_the_service_account_file(tmp_path: Path) -> None:
+    file = tmp_path / "namespace"
+    file.write_text("hashr\n")
+    assert pod_namespace(file) == "hashr"
+    assert pod_namespace(tmp_path / "absent") == "default"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"low": 20, "high": 15},
+        {"mode": "sometimes"},
+        {"fail_safe": "panic"},
+        {"step": 0},
+        {"interval": 0},
+        {"empty_result_value": "zero"},
+        {"redis_url": "http://x"},
+    ],
+)
+def test_nonsense_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        WatcherSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_help_lists_the_settings_and_a_bad_value_exits_with_a_message() -> None:
+    shown = subprocess.run(
+        [ISTIO_BURST, "watcher", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0
+    for name in ("PROMETHEUS_URL", "STABILIZATION_WINDOW", "BURST_ERROR_QUERY", "DRY_RUN"):
+        assert f"env {name}" in shown.stdout
+    refused = subprocess.run(
+        [ISTIO_BURST, "watcher", "--low", "30"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "LOW (30) must not be above HIGH (15)" in refused.stderr
+
+
+def test_prometheus_config_scrapes_each_job_at_the_interval() -> None:
+    config = json.loads(render_config({"frontend": ["127.0.0.1:8080"], "w": ["a:1", "b:2"]}, 1))
+    assert config["global"]["scrape_interval"] == "1000ms"
+    assert config["global"]["scrape_timeout"] == "1000ms", "default 10s would exceed 1s"
+    assert [j["job_name"] for j in config["scrape_configs"]] == ["frontend", "w"]
+    assert config["scrape_configs"][1]["static_configs"][0]["targets"] == ["a:1", "b:2"]
+    assert duration(0.25) == "250ms"
+    with pytest.raises(ValueError, match="positive"):
+        duration(0)
+    argv = prometheus_command("/usr/bin/prometheus", "/c.yml", "/d", 9099)
+    assert argv[:4] == [
+        "/usr/bin/prometheus",
+        "--config.file=/c.yml",
+        "--storage.tsdb.path=/d",
+        "--web.listen-address=127.0.0.1:9099",
+    ]
