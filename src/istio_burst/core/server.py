@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import uvicorn
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """Stands in for the default action of a stop signal uvicorn already handled."""
 
 
 def serve(app: Any, *, host: str, port: int, graceful_timeout: float = 10.0) -> None:
@@ -25,7 +32,15 @@ def serve(app: Any, *, host: str, port: int, graceful_timeout: float = 10.0) -> 
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    server.run()
+    # After a graceful stop uvicorn restores the handlers it found and re-raises the signal, so
+    # with the defaults the process would die by SIGTERM (exit 143). A graceful stop is a success:
+    # make the re-raised signal a no-op, and return normally (exit 0).
+    previous = {sig: signal.signal(sig, _ignore) for sig in _STOP_SIGNALS}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if getattr(server, "started", True) is False:
         # Bind failure (port taken) and lifespan start-up failure end here: say so by exit code.
         raise SystemExit(3)
