@@ -8,6 +8,7 @@ import redis
 from istio_burst.core.contracts import HashMessage
 from tests.support.channel import next_message
 from tests.support.redis_server import RedisServer
+from tests.worker.conftest import RunningWorker
 
 
 def test_one_post_publishes_exactly_one_prefixed_message(
@@ -33,3 +34,29 @@ def test_one_post_publishes_exactly_one_prefixed_message(
     finally:
         pubsub.close()
         client.close()
+
+
+def test_liveness_readiness_metrics_and_schema(shared_worker: RunningWorker) -> None:
+    http = shared_worker.http
+    live = http.get("/")
+    assert (live.status_code, live.text) == (200, "ok")
+    assert http.get("/_healthz").json() == {"status": "ok"}
+
+    assert http.post("/", json={"str": "abc"}).status_code == 200
+    metrics = http.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    for name in (
+        'hashr_worker_requests_total{status="200"}',
+        "hashr_worker_hash_seconds_bucket",
+        "hashr_worker_publish_seconds_bucket",
+        "hashr_worker_publish_batch_size_bucket",
+        "hashr_worker_publish_errors_total",
+        "hashr_worker_redis_up 1.0",
+        "hashr_worker_publish_in_flight 0.0",
+    ):
+        assert name in metrics.text, name
+
+    post = http.get("/openapi.json").json()["paths"]["/"]["post"]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["str"]
+    assert {"200", "400", "413", "415", "422", "503"} <= set(post["responses"])

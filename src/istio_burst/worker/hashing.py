@@ -8,15 +8,22 @@ import os
 import time
 
 
-def hash_string(text: str, *, salt: bytes | None = None, hour: int | None = None) -> str:
-    """SHA-256 of text + hex(random bytes, as many as the text is long) + the local hour, base64.
+def make_salt(text: str) -> bytes:
+    """As many random bytes as the text is long.
 
-    The original salted with `len(text)` random bytes (JavaScript counts UTF-16 units; we count
-    code points: the salt only has to be unpredictable). 44 characters, like
-    `P9pqXhkdRsVEasms9+T2CBClO5hHH95soLGzHfWk3s0=`.
+    The original counted JavaScript string length (UTF-16 units); we count code points: the salt
+    only has to be unpredictable, and for ASCII text the two agree.
+    """
+    return os.urandom(len(text))
+
+
+def hash_string(text: str, *, salt: bytes | None = None, hour: int | None = None) -> str:
+    """SHA-256 of text + hex(salt) + the local hour (0-23, no padding), base64.
+
+    44 characters, like `P9pqXhkdRsVEasms9+T2CBClO5hHH95soLGzHfWk3s0=`.
     """
     if salt is None:
-        salt = os.urandom(len(text))
+        salt = make_salt(text)
     if hour is None:
         hour = time.localtime().tm_hour
     digest = hashlib.sha256(
