@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
+from tests.support.http_server import BackgroundHTTPServer, send
 
 
 class _Series:
@@ -40,31 +41,21 @@ class LoadExporter:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/metrics":
-                    self._answer(200, exporter.render(), "text/plain; version=0.0.4")
+                    send(self, 200, exporter.render(), "text/plain; version=0.0.4")
                 elif self.path == "/ready":
                     status = 200 if exporter.ready else 503
-                    self._answer(status, b"ok\n" if exporter.ready else b"not ready\n")
+                    send(self, status, b"ok\n" if exporter.ready else b"not ready\n", "text/plain")
                 else:
-                    self._answer(404, b"not found\n")
-
-            def _answer(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    send(self, 404, b"not found\n", "text/plain")
 
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._http = BackgroundHTTPServer(Handler)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._http.port
 
     @property
     def target(self) -> str:
@@ -75,13 +66,11 @@ class LoadExporter:
         return f"http://{self.target}"
 
     def start(self) -> LoadExporter:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._http.stop()
 
     def set_rate(self, rate: float, target: str = "primary", outcome: str = "ok") -> None:
         """From now on the series {target, outcome} grows by `rate` per second."""

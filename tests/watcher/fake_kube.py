@@ -22,12 +22,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import orjson
+
+from tests.support.http_server import BackgroundHTTPServer, send
 
 SCHEMA_PATH = Path(__file__).parents[1] / "fixtures" / "istio" / "virtualservice-v1.schema.json"
 PATH = re.compile(
@@ -119,26 +121,20 @@ class FakeKubeAPI:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._http = BackgroundHTTPServer(Handler)
 
     # --- test-facing API -------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def start(self) -> FakeKubeAPI:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._http.stop()
 
     def put(self, obj: Obj) -> None:
         with self._lock:
@@ -199,15 +195,7 @@ class FakeKubeAPI:
         if self.delay:
             time.sleep(self.delay)
         status, body = self._answer(handler, request)
-        payload = orjson.dumps(body)
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except OSError:
-            pass  # the client timed out and left
+        send(handler, status, orjson.dumps(body), "application/json")
 
     def _answer(self, handler: BaseHTTPRequestHandler, request: Request) -> tuple[int, Obj]:
         if handler.headers.get("Authorization") != f"Bearer {TOKEN}":
