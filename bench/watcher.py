@@ -25,14 +25,14 @@ from pathlib import Path
 
 import httpx
 import redis
+
+from bench.table import Row, print_table
+from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, ROUTING_CHANNEL, Weights
 from tests.support.channel import next_message
 from tests.support.exporter import LoadExporter
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer
 from tests.support.watcher import start_watcher
-
-from bench.table import Row, print_table
-from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, ROUTING_CHANNEL, Weights
 
 WINDOW = 10.0
 HIGH = 15.0
