@@ -70,7 +70,7 @@ def main() -> list[Row]:
         load = LoadExporter().start()
         prom_dir = workdir / "prometheus"
         prom_dir.mkdir()
-        prometheus = PrometheusServer(prom_dir, {"frontend": [load.target]}, 1.0).start()
+        prometheus = PrometheusServer(prom_dir, {"frontend": [load.target]}).start()
         watcher = None
         client = redis.Redis.from_url(redis_server.url)
         pubsub = client.pubsub(ignore_subscribe_messages=True)

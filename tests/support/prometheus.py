@@ -1,4 +1,5 @@
-"""A real Prometheus (Debian's package) on a free port, scraping the targets a test names.
+"""A real Prometheus (Debian's package) on a free port, scraping the targets a test names
+(each series labelled `service=<name>`).
 
 Built on `istio_burst.demo.prometheus` (the demo's own launcher). Stoppable and restartable on the
 same port with the same data, so a test can take Prometheus away and bring it back.
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from istio_burst.demo.prometheus import is_ready, prometheus_command, render_config
+from istio_burst.demo.prometheus import is_ready, prepare_config, prometheus_command
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, require_binary
 
@@ -22,14 +23,13 @@ class PrometheusServer:
         self,
         workdir: Path,
         targets: dict[str, list[str]],
-        scrape_interval: float = 1.0,
         port: int | None = None,
     ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
-        self.config_path = workdir / "prometheus.yml"
         self.storage_dir = workdir / "tsdb"
-        self.config_path.write_text(render_config(targets, scrape_interval))
+        # The repository's own config (1 s scrape), as the demo and docker-compose use it.
+        self.config_path = prepare_config(workdir, targets)
         self._proc: ManagedProcess | None = None
 
     @property

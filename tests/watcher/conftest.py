@@ -22,10 +22,10 @@ def prometheus(tmp_path: Path, load: LoadExporter) -> Iterator[PrometheusServer]
     """A real Prometheus scraping `load` every second, with its first scrape done."""
     workdir = tmp_path / "prometheus"
     workdir.mkdir()
-    server = PrometheusServer(workdir, {"frontend": [load.target]}, scrape_interval=1.0)
+    server = PrometheusServer(workdir, {"frontend": [load.target]})
     server.start()
     try:
-        server.wait_for_value('up{job="frontend"}', lambda v: v == 1, timeout=30)
+        server.wait_for_value('up{service="frontend"}', lambda v: v == 1, timeout=30)
         yield server
     finally:
         server.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from istio_burst.demo.prometheus import duration, prometheus_command, render_config
+from istio_burst.demo.prometheus import REPO_CONFIG, prepare_config, prometheus_command
 from istio_burst.watcher.settings import (
     KUBERNETES_QUERY,
     LOCAL_QUERY,
@@ -113,15 +113,15 @@ def test_help_lists_the_settings_and_a_bad_value_exits_with_a_message() -> None:
     assert "LOW (30) must not be above HIGH (15)" in refused.stderr
 
 
-def test_prometheus_config_scrapes_each_job_at_the_interval() -> None:
-    config = json.loads(render_config({"frontend": ["127.0.0.1:8080"], "w": ["a:1", "b:2"]}, 1))
-    assert config["global"]["scrape_interval"] == "1000ms"
-    assert config["global"]["scrape_timeout"] == "1000ms", "default 10s would exceed 1s"
-    assert [j["job_name"] for j in config["scrape_configs"]] == ["frontend", "w"]
-    assert config["scrape_configs"][1]["static_configs"][0]["targets"] == ["a:1", "b:2"]
-    assert duration(0.25) == "250ms"
-    with pytest.raises(ValueError, match="positive"):
-        duration(0)
+def test_prometheus_config_is_the_repositorys_with_the_given_targets(tmp_path: Path) -> None:
+    config_path = prepare_config(tmp_path, {"frontend": ["127.0.0.1:8080"], "w": ["a:1", "b:2"]})
+    assert config_path.read_text() == REPO_CONFIG.read_text()
+    assert "scrape_interval: 1s" in config_path.read_text()
+    groups = json.loads((tmp_path / "targets" / "targets.json").read_text())
+    assert groups == [
+        {"targets": ["127.0.0.1:8080"], "labels": {"service": "frontend"}},
+        {"targets": ["a:1", "b:2"], "labels": {"service": "w"}},
+    ]
     argv = prometheus_command("/usr/bin/prometheus", "/c.yml", "/d", 9099)
     assert argv[:4] == [
         "/usr/bin/prometheus",

@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-import orjson
-
-from istio_burst.demo.prometheus import is_ready, prometheus_command
+from istio_burst.demo.prometheus import REPO_CONFIG, is_ready, prepare_config, prometheus_command
 from istio_burst.demo.settings import DemoSettings as Settings
 from istio_burst.demo.supervisor import (
     Component,
@@ -25,9 +23,6 @@ from istio_burst.demo.supervisor import (
 from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
 
 __all__ = ["Settings", "run"]
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-PROMETHEUS_CONFIG = REPO_ROOT / "prometheus" / "prometheus.yml"
 
 
 def say(line: str) -> None:
@@ -45,18 +40,15 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
     }
 
     prom_dir = state_dir / "prometheus"
-    (prom_dir / "targets").mkdir(parents=True)
-    shutil.copy(PROMETHEUS_CONFIG, prom_dir / "prometheus.yml")
-    targets = [
-        {"targets": [f"{host}:{s.frontend_port}"], "labels": {"service": "frontend"}},
+    prom_config = prepare_config(
+        prom_dir,
         {
-            "targets": [f"{host}:{s.primary_port}"],
-            "labels": {"service": "worker", "side": "primary"},
+            "frontend": [f"{host}:{s.frontend_port}"],
+            "worker-primary": [f"{host}:{s.primary_port}"],
+            "worker-burst": [f"{host}:{s.burst_port}"],
+            "watcher": [f"{host}:{s.watcher_port}"],
         },
-        {"targets": [f"{host}:{s.burst_port}"], "labels": {"service": "worker", "side": "burst"}},
-        {"targets": [f"{host}:{s.watcher_port}"], "labels": {"service": "watcher"}},
-    ]
-    (prom_dir / "targets" / "local.json").write_bytes(orjson.dumps(targets))
+    )
 
     def worker(side: str, port: int, prefix: str) -> Component:
         return Component(
@@ -97,7 +89,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             name="prometheus",
             argv=prometheus_command(
                 require_binary("prometheus", "prometheus"),
-                str(prom_dir / "prometheus.yml"),
+                str(prom_config),
                 str(prom_dir / "data"),
                 s.prometheus_port,
                 host,
@@ -165,8 +157,8 @@ def run(settings: Settings) -> int:
     if settings.low >= settings.high:
         say(f"error: LOW ({settings.low:g}) must be below HIGH ({settings.high:g})")
         return 2
-    if not PROMETHEUS_CONFIG.is_file():
-        say(f"error: the Prometheus config {PROMETHEUS_CONFIG} is missing (run from the repo)")
+    if not REPO_CONFIG.is_file():
+        say(f"error: the Prometheus config {REPO_CONFIG} is missing (run from the repo)")
         return 2
     state_dir = settings.state_dir.resolve()
     log_dir = state_dir / "logs"

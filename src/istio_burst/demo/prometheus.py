@@ -1,48 +1,37 @@
 """Running a real Prometheus for the local demo, the tests and the benchmarks.
 
-Debian's `prometheus` (2.42) is started with a generated config: one job per named group of
-targets, a short scrape interval (the demo's watcher reads `rate(...[5s])` at a 1 s scrape), and
-its own storage directory. The config is written as JSON, which is valid YAML, so no YAML
-library is needed at run time.
+There is one Prometheus config, `prometheus/prometheus.yml` in the repository (docker-compose
+mounts the same file): a 1 s scrape of whatever `targets/*.json` beside it lists. Each user of it
+copies the file into its own directory and writes the targets it wants scraped there.
 """
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import httpx
 import orjson
 
 DEFAULT_BINARY = "prometheus"
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "prometheus" / "prometheus.yml"
 
 
-def duration(seconds: float) -> str:
-    """A Prometheus duration: whole milliseconds (`1000ms`), the finest unit it accepts."""
-    millis = round(seconds * 1000)
-    if millis <= 0:
-        raise ValueError(f"a scrape interval must be positive, not {seconds!r}")
-    return f"{millis}ms"
+def prepare_config(config_dir: Path, targets: dict[str, list[str]]) -> Path:
+    """Copy the repository's config into `config_dir` with `targets` to scrape; returns its path.
 
-
-def render_config(targets: dict[str, list[str]], scrape_interval: float = 1.0) -> str:
-    """prometheus.yml text scraping each job's `host:port` targets at `/metrics`.
-
-    The scrape timeout equals the interval (Prometheus's default of 10 s would exceed a 1 s
-    interval and be rejected).
+    `targets` maps a service name (the `service` label of its series) to `host:port` addresses.
     """
-    interval = duration(scrape_interval)
-    config = {
-        "global": {
-            "scrape_interval": interval,
-            "scrape_timeout": interval,
-            "evaluation_interval": interval,
-        },
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": list(hosts)}]}
-            for job, hosts in targets.items()
-        ],
-    }
-    return orjson.dumps(config, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if not REPO_CONFIG.is_file():
+        raise FileNotFoundError(
+            f"the Prometheus config {REPO_CONFIG} is missing (run from the repo)"
+        )
+    (config_dir / "targets").mkdir(parents=True, exist_ok=True)
+    config_path = config_dir / "prometheus.yml"
+    shutil.copy(REPO_CONFIG, config_path)
+    groups = [{"targets": hosts, "labels": {"service": name}} for name, hosts in targets.items()]
+    (config_dir / "targets" / "targets.json").write_bytes(orjson.dumps(groups))
+    return config_path
 
 
 def prometheus_command(
