@@ -6,7 +6,6 @@ shared Redis never reach these pages.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,44 +14,10 @@ import pytest
 import redis
 
 from istio_burst.core.contracts import ROUTING_KEY, Weights
-from tests.support.frontend import start_frontend
-from tests.support.metrics import metric_value
+from tests.support.frontend import Stack, new_channel, start_frontend, start_stack
 from tests.support.processes import ManagedProcess
 from tests.support.redis_server import RedisServer
 from tests.support.services import start_worker
-
-
-@dataclass
-class Stack:
-    redis: RedisServer
-    worker: ManagedProcess
-    frontend: ManagedProcess
-    url: str
-    channel: str
-
-    def metric(self, name: str, **labels: str) -> float:
-        """The sum of the samples named `name` with these labels (0 when there are none yet)."""
-        return metric_value(self.url, name, **labels)
-
-
-def new_channel() -> str:
-    return f"calculation-{uuid.uuid4().hex[:8]}"
-
-
-def start_stack(redis: RedisServer, log_dir: Path, **frontend_env: str) -> Stack:
-    channel = new_channel()
-    worker, worker_url = start_worker(redis, log_dir, CHANNEL=channel)
-    try:
-        frontend, url = start_frontend(redis, log_dir, worker_url, CHANNEL=channel, **frontend_env)
-    except BaseException:
-        worker.stop()
-        raise
-    return Stack(redis, worker, frontend, url, channel)
-
-
-def stop_stack(stack: Stack) -> None:
-    stack.frontend.stop()
-    stack.worker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +25,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     """One worker and one frontend (MAX_FREQUENCY 100) shared by a module's tests."""
     running = start_stack(redis_server, tmp_path_factory.mktemp("frontend"))
     yield running
-    stop_stack(running)
+    running.stop()
 
 
 @dataclass

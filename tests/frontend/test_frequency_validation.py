@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
-from tests.frontend.conftest import Stack
-from tests.support.frontend import Page
+from tests.support.frontend import Page, Stack
 
 RUNNING = 10.0
 

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
-from tests.frontend.conftest import Stack, start_stack, stop_stack
-from tests.support.frontend import Page
+from tests.support.frontend import Page, Stack, start_stack
 from tests.support.redis_server import RedisServer
 
 
@@ -20,7 +19,7 @@ def own_stack(own_redis: RedisServer, tmp_path: Path) -> Iterator[Stack]:
     """Worker and frontend on a Redis this test may stop; requests give up after 1 s."""
     running = start_stack(own_redis, tmp_path, REQUEST_TIMEOUT="1", MAX_IN_FLIGHT="8")
     yield running
-    stop_stack(running)
+    running.stop()
 
 
 async def test_the_stream_resumes_after_redis_restarts(own_stack: Stack) -> None:

@@ -10,8 +10,7 @@ import pytest
 import socketio
 
 from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
-from tests.frontend.conftest import Stack
-from tests.support.frontend import Page
+from tests.support.frontend import Page, Stack
 
 HASH = re.compile(r"[A-Za-z0-9+/]{43}=")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,11 @@ from typing import Any
 
 import socketio
 
+from tests.support.metrics import metric_value
 from tests.support.ports import free_port
 from tests.support.processes import ISTIO_BURST, ManagedProcess
 from tests.support.redis_server import RedisServer
+from tests.support.services import start_worker
 
 
 def start_frontend(
@@ -49,11 +52,48 @@ def start_frontend(
     return proc, url
 
 
+@dataclass
+class Stack:
+    """A worker and a frontend driving it, publishing on a channel of their own."""
+
+    redis: RedisServer
+    worker: ManagedProcess
+    frontend: ManagedProcess
+    url: str
+    channel: str
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the frontend's samples named `name` with these labels (0 if none yet)."""
+        return metric_value(self.url, name, **labels)
+
+    def stop(self) -> None:
+        self.frontend.stop()
+        self.worker.stop()
+
+
+def new_channel() -> str:
+    """A channel name no other test's workers publish on."""
+    return f"calculation-{uuid.uuid4().hex[:8]}"
+
+
+def start_stack(redis: RedisServer, log_dir: Path, **frontend_env: str) -> Stack:
+    """One worker and `istio-burst frontend` sending to it (env: the frontend's settings)."""
+    channel = new_channel()
+    worker, worker_url = start_worker(redis, log_dir, CHANNEL=channel)
+    try:
+        frontend, url = start_frontend(redis, log_dir, worker_url, CHANNEL=channel, **frontend_env)
+    except BaseException:
+        worker.stop()
+        raise
+    return Stack(redis, worker, frontend, url, channel)
+
+
 @dataclass(frozen=True)
 class Event:
     name: str
     data: Any
     at: float  # time.monotonic() on arrival
+    wall: float  # time.time() on arrival, to compare with a hash's published_at
 
 
 class Page:
@@ -70,7 +110,7 @@ class Page:
         self.sio.on("*", self._record)
 
     async def _record(self, name: str, *args: Any) -> None:
-        self.events.append(Event(name, args[0] if args else None, time.monotonic()))
+        self.events.append(Event(name, args[0] if args else None, time.monotonic(), time.time()))
         self._arrived.set()
 
     async def connect(self) -> Page:

@@ -11,6 +11,12 @@ REQUESTS = Counter(
     "(ok, failed, skipped: not sent because too many were in flight or it fell behind)",
     ["target", "outcome"],
 )
+SKIPPED = Counter(
+    "hashr_frontend_requests_skipped",
+    "requests not sent, by reason: in_flight (MAX_IN_FLIGHT unanswered) or late (the process "
+    "was stalled for more than 0.25 s)",
+    ["reason"],
+)
 REQUEST_SECONDS = Histogram(
     "hashr_frontend_request_seconds",
     "time from sending a request to the worker until its answer (ok and failed)",

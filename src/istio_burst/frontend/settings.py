@@ -90,7 +90,7 @@ class FrontendSettings(ServiceSettings):
         2.0, gt=0, le=60, description="seconds before a request to the worker counts as failed"
     )
     max_in_flight: int = Field(
-        64, ge=1, le=10_000, description="requests to the workers at once; beyond this, skipped"
+        256, ge=1, le=10_000, description="requests to the workers at once; beyond this, skipped"
     )
     batch_window: float = Field(
         0.03, gt=0, le=0.05, description="seconds of hashes sent to the pages in one event"
