@@ -19,13 +19,8 @@ import httpx
 
 from istio_burst.core.contracts import OUTCOME_FAILED, OUTCOME_OK, OUTCOME_SKIPPED
 from istio_burst.frontend import metrics
-from istio_burst.frontend.imports import remember_missing
 from istio_burst.frontend.routing import Router
 from istio_burst.frontend.transport import KeepAliveTransport
-
-# httpcore tries `import sniffio` on every request; when it is not installed each failed import
-# searches sys.path again (~0.3 ms a request here). Remembering the absence makes it instant.
-remember_missing("sniffio")
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ from istio_burst.core.contracts import HashMessage
 from istio_burst.frontend import metrics
 
 HASHES_EVENT = "hashes"
-# Packets a page's socket may have queued before we stop adding hash batches to it.
-BEHIND_AFTER_PACKETS = 4
+# Packets (about a quarter second of batches) a page's socket may have queued before we stop
+# adding hash batches to it and keep a backlog for it instead.
+BEHIND_AFTER_PACKETS = 8
 
 
 @dataclass

@@ -96,7 +96,11 @@ class FrontendSettings(ServiceSettings):
         0.03, gt=0, le=0.05, description="seconds of hashes sent to the pages in one event"
     )
     hashes_per_batch: int = Field(
-        50, ge=1, le=1000, description="newest hashes per event to one page (counts stay exact)"
+        200,
+        ge=1,
+        le=5000,
+        description="most hashes in one event to one page, the newest (its counts stay exact); "
+        "room for a burst after a stall",
     )
     graceful_timeout: float = Field(
         5.0, gt=0, description="seconds to finish in-flight requests after SIGTERM"
