@@ -142,11 +142,13 @@ class Pages:
                 to=sid,
             )
             return
-        if frequency != self.driver.frequency:
-            log.info(
-                "frequency changed",
-                extra={"from": self.driver.frequency, "to": frequency, "page": sid},
-            )
+        if frequency == self.driver.frequency:
+            # Nothing changes: confirm to the sender only (a page cannot make everyone busy).
+            await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload(), to=sid)
+            return
+        log.info(
+            "frequency changed", extra={"from": self.driver.frequency, "to": frequency, "page": sid}
+        )
         self.driver.set_frequency(frequency)
         # Everyone, the sender too: it confirms the value and moves every slider.
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
