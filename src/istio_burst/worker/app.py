@@ -22,8 +22,7 @@ from istio_burst.core.metrics import (
 from istio_burst.core.redis import create_client, ping_reason
 from istio_burst.worker import metrics
 from istio_burst.worker.endpoint import HASH_OPERATION, HashEndpoint
-from istio_burst.worker.publish_connection import PublishConnection
-from istio_burst.worker.publisher import BatchPublisher
+from istio_burst.worker.redis_publisher import RedisPublisher
 from istio_burst.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -48,14 +47,11 @@ class WorkerAPI(FastAPI):
 
 def create_app(settings: WorkerSettings) -> FastAPI:
     client = create_client(settings.redis_url, timeout=settings.publish_timeout)
-    publisher = BatchPublisher(
-        PublishConnection(settings.redis_url), settings.channel, settings.publish_timeout
-    )
+    publisher = RedisPublisher(settings.redis_url, settings.channel, settings.publish_timeout)
     metrics.PUBLISH_IN_FLIGHT.set_function(lambda: publisher.in_flight)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        publisher.start()
         reason = await ping_reason(client, timeout=min(1.0, settings.publish_timeout))
         metrics.REDIS_UP.set(0 if reason else 1)
         if reason:
