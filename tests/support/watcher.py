@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 
+from istio_burst.watcher.settings import LOCAL_QUERY
 from tests.support.ports import free_port
 from tests.support.processes import ISTIO_BURST, ManagedProcess
-
-LOCAL_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
 
 
 def start_watcher(log_dir: Path, prometheus_url: str, **env: str) -> tuple[ManagedProcess, str]:

@@ -28,6 +28,7 @@ def add_settings_flags(
             default = field.default if field.default is not PydanticUndefined else "(required)"
         shown = repr(default) if default == "" else default
         help_text = f"{field.description or name} [env {env_prefix}{name.upper()}; default {shown}]"
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %
         if field.annotation is bool:
             group.add_argument(
                 flag,
