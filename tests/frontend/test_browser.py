@@ -5,10 +5,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import orjson
 import pytest
 from playwright.async_api import async_playwright
 
-from istio_burst.core.contracts import ROUTING_CHANNEL, ROUTING_KEY, Weights
+from istio_burst.core.contracts import (
+    ROUTING_CHANNEL,
+    ROUTING_KEY,
+    WATCHER_STATE_CHANNEL,
+    WATCHER_STATE_KEY,
+    Weights,
+)
 from tests.frontend.conftest import SplitStack
 
 CHROMIUM = "/usr/bin/chromium"
@@ -22,6 +29,23 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# Shaped like what the watcher publishes: the main keys and a few of its others.
+WATCHER_STATE = {
+    "reading": 38.7,
+    "reading_kind": "value",
+    "weights": {"primary": 50, "burst": 50},
+    "mode": "overflow",
+    "decision": "more_burst",
+    "reason": "above_threshold",
+    "at": 1795545931.5,
+    "ready": True,
+    "actuator": "local",
+    "not_ready_reason": "",
+    "thresholds": {"high": 15.0, "low": 10.0},
+    "burst_health": {"healthy": True, "detail": ""},
+    "last_change": None,
+}
 
 # The chart moves: a few seconds of points from each side have scrolled in.
 CHART_HAS_BOTH_SIDES = """() => {
@@ -40,6 +64,8 @@ async def test_the_page_in_a_real_browser(split_stack: SplitStack) -> None:
     weights = Weights(50, 50).encode()
     split_stack.client.set(ROUTING_KEY, weights)
     split_stack.client.publish(ROUTING_CHANNEL, weights)
+    split_stack.client.set(WATCHER_STATE_KEY, orjson.dumps(WATCHER_STATE))
+    split_stack.client.publish(WATCHER_STATE_CHANNEL, orjson.dumps(WATCHER_STATE))
 
     problems: list[str] = []
     async with async_playwright() as pw:
@@ -55,6 +81,7 @@ async def test_the_page_in_a_real_browser(split_stack: SplitStack) -> None:
             assert await page.title() == "String Hashr"
             await page.wait_for_selector("#connection[data-state=success]", timeout=10_000)
             await page.wait_for_selector("text=primary 50 % / burst 50 %", timeout=10_000)
+            await page.wait_for_selector("#watcher >> text=more_burst", timeout=10_000)
 
             # Move the slider by clicking two fifths along it: about 40 requests/s.
             slider = page.locator("#freq-range")

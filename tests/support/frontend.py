@@ -1,8 +1,10 @@
 """The frontend as a real process, and a python-socketio client that stands in for its page.
 
-`start_frontend(redis, tmp_path, processor_url=worker_url)` gives (process, base URL); then
+`start_frontend(redis, tmp_path, processor_url=worker_url)` gives (process, base URL), and
+`start_stack(redis, tmp_path)` a worker with a frontend driving it. Then
 `async with Page(url) as page:` connects, `await page.set_frequency(20)` sets the rate and waits
-for the confirmation, and `await page.wait_for("hashes")` returns the next batch of hashes.
+for the confirmation, and `await page.wait_for("hashes")` returns the next batch of hashes
+(`{"hashes": [{"value", "cluster", "worker", "published_at"}, ...], "count", "counts", ...}`).
 """
 
 from __future__ import annotations

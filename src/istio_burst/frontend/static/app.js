@@ -218,13 +218,15 @@
     $("routing-text").textContent = `primary ${r.primary} % / burst ${r.burst} % (${source}; ${by})`;
   });
 
-  // ---- the watcher's state: whatever keys it has, the known ones first -------------------------
-  const KNOWN = ["mode", "decision", "reason", "reading", "weights", "ready", "at"];
+  // ---- the watcher's state: the main keys in front, every other one under "all fields" ---------
+  const MAIN = ["mode", "decision", "reason", "reading", "weights", "ready", "not_ready_reason", "at"];
 
   function describe(key, value) {
-    if (value === null || value === undefined) return "—";
+    if (value === null || value === undefined || value === "") return "—";
     if (typeof value === "boolean") return value ? "yes" : "no";
-    if (key === "at" && typeof value === "number" && value > 1e9) return new Date(value * 1000).toLocaleTimeString();
+    if ((key === "at" || key.endsWith("_at")) && typeof value === "number" && value > 1e9) {
+      return new Date(value * 1000).toLocaleTimeString();
+    }
     if (typeof value === "number") return fmt(value);
     if (typeof value === "object" && typeof value.primary === "number" && typeof value.burst === "number") {
       return `primary ${value.primary} % / burst ${value.burst} %`;
@@ -233,19 +235,29 @@
     return String(value);
   }
 
+  function field(list, key, value) {
+    list.append(el("dt", "col-5 text-truncate fw-semibold", key.replaceAll("_", " ")));
+    list.append(el("dd", "col-7 mb-1", describe(key, value)));
+  }
+
   socket.on("watcher", (data) => {
-    const box = $("watcher");
-    box.replaceChildren();
+    const main = $("watcher");
+    const more = $("watcher-more");
+    main.replaceChildren();
+    more.replaceChildren();
     const s = data && data.state;
+    $("watcher-all").classList.toggle("d-none", !s);
     if (!s || typeof s !== "object" || Array.isArray(s)) {
-      box.append(el("dt", "col-12 fw-normal text-body-secondary", "no state published yet"));
+      main.append(el("dt", "col-12 fw-normal text-body-secondary", "no state published yet"));
       return;
     }
-    const keys = [...KNOWN.filter((k) => k in s), ...Object.keys(s).filter((k) => !KNOWN.includes(k)).sort()];
-    for (const key of keys) {
-      box.append(el("dt", "col-4 text-truncate", key));
-      box.append(el("dd", "col-8 mb-1", describe(key, s[key])));
+    for (const key of MAIN) {
+      if (!(key in s) || (key === "not_ready_reason" && (s.ready || !s[key]))) continue;
+      field(main, key, s[key]);
     }
+    const rest = Object.keys(s).filter((k) => !MAIN.includes(k)).sort();
+    for (const key of rest) field(more, key, s[key]);
+    $("watcher-count").textContent = String(rest.length);
   });
 
   // ---- the load driver's figures --------------------------------------------------------------
