@@ -1,8 +1,10 @@
 """The whole burst story, end to end, as a user runs it: `istio-burst demo`, then the page.
 
 Real redis-server, real Prometheus (1 s scrape), two real workers, the frontend and the watcher in
-local mode, all started by the demo command itself. The page is a python-socketio client.
-Timings are reported, and bounded generously: the bench measures reaction times precisely.
+local mode, all started by the demo command itself. A python-socketio client drives the page's
+events and checks every hash; the real page watches the same run in headless Chromium, and its
+screenshot of the burst is saved in test-artifacts/. Timings are reported and bounded generously:
+the bench measures reaction times precisely.
 """
 
 from __future__ import annotations
@@ -12,11 +14,20 @@ import time
 from pathlib import Path
 
 from tests.demo.conftest import demo_argv, demo_ports, processes_mentioning
+from tests.support.browser import artifact, chromium
 from tests.support.frontend import Page
 from tests.support.ports import wait_port_closed
 from tests.support.processes import ManagedProcess
 
 STABILIZATION_WINDOW = 6.0
+
+# The page's chart has scrolled in at least `n` seconds in which burst hashed more than primary.
+CHART_SHOWS_BURST = """(n) => {
+  const chart = Chart.getChart("rate-chart");
+  const series = (label) => chart.data.datasets.find((d) => d.label === label)?.data ?? [];
+  const burst = series("burst"), primary = series("primary");
+  return burst.filter((v, i) => v > 0 && v > (primary[i] ?? 0)).length >= n;
+}"""
 
 
 def children_of(pid: int) -> list[int]:
@@ -50,7 +61,12 @@ async def test_load_bursts_to_the_burst_cluster_and_comes_back(tmp_path: Path) -
         components = children_of(demo.pid)
         assert len(components) == 6, demo.output()
 
-        async with Page(f"http://127.0.0.1:{ports['frontend']}") as page:
+        url = f"http://127.0.0.1:{ports['frontend']}"
+        async with chromium() as browser, Page(url) as page:
+            screen = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            await screen.goto(url)
+            await screen.wait_for_selector("#connection[data-state=success]", timeout=15_000)
+
             # 3 req/s: below LOW, everything is hashed on primary.
             await page.set_frequency(3)
             calm = page.mark()
@@ -77,6 +93,12 @@ async def test_load_bursts_to_the_burst_cluster_and_comes_back(tmp_path: Path) -
             assert share > 0.8, f"only {share:.0%} of {seen} hashes were bursty at 30 req/s"
             routing = page.latest("routing")
             assert (routing["primary"], routing["burst"]) == (0, 100), routing
+            # What a person sees: bursty- hashes marked, and the burst line over primary's.
+            await screen.wait_for_selector("#hashes li.hash-burst", timeout=15_000)
+            await screen.wait_for_function(CHART_SHOWS_BURST, arg=3, timeout=20_000)
+            shot = artifact("demo-burst.png")
+            await screen.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the burst: {shot}")
 
             # Back to 3 req/s: after the stabilization window, primary again.
             await page.set_frequency(3)
