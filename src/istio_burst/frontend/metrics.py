@@ -14,7 +14,7 @@ REQUESTS = Counter(
 SKIPPED = Counter(
     "hashr_frontend_requests_skipped",
     "requests not sent, by reason: in_flight (MAX_IN_FLIGHT unanswered) or late (the process "
-    "was stalled for more than 0.25 s)",
+    "was stalled for more than a second)",
     ["reason"],
 )
 REQUEST_SECONDS = Histogram(
