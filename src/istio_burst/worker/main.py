@@ -20,5 +20,6 @@ def run(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         graceful_timeout=settings.graceful_timeout,
+        proxy_headers=False,  # the worker never uses the client's address or scheme
     )
     return 0
