@@ -195,6 +195,11 @@ class RedisPublisher:
             self._set_redis_up(False, reason)
             metrics.PUBLISH_ERRORS.labels(reason="redis").inc(self._fail_unsent(reason))
             return
+        except Exception as exc:  # a bug or a bad address: still answer, and say why
+            log.exception("connecting to redis failed unexpectedly")
+            reason = f"redis connection failed: {describe_error(exc)}"
+            metrics.PUBLISH_ERRORS.labels(reason="error").inc(self._fail_unsent(reason))
+            return
         finally:
             self._connecting = None
         connection.transport = transport  # uvloop may call connection_made only later
