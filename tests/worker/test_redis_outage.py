@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 import redis.asyncio as aioredis
 
@@ -92,8 +96,17 @@ def publish_calls(server: RedisServer) -> int:
     return int(stats.get("cmdstat_publish", {}).get("calls", 0))
 
 
-async def test_redis_stopped_and_restarted_during_a_stream_of_requests(
-    own_redis: RedisServer, tmp_path: Path
+def kill_redis(server: RedisServer) -> None:
+    """SIGKILL: no shutdown, connections cut wherever they are."""
+    with redis.Redis.from_url(server.url) as client:
+        pid = int(client.info("server")["process_id"])
+    os.kill(pid, signal.SIGKILL)
+    server.stop()  # reaps it
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+async def test_redis_goes_away_and_comes_back_during_a_stream_of_requests(
+    how: str, own_redis: RedisServer, tmp_path: Path
 ) -> None:
     worker = launch_worker(own_redis, tmp_path, PUBLISH_TIMEOUT="1")
     received: list[bytes] = []
@@ -108,7 +121,9 @@ async def test_redis_stopped_and_restarted_during_a_stream_of_requests(
         await stream.wait_for(200, 40, since=0, timeout=10)
 
         # Redis goes away while requests are in flight.
-        await asyncio.to_thread(own_redis.stop)
+        await asyncio.to_thread(
+            own_redis.stop if how == "stopped" else partial(kill_redis, own_redis)
+        )
         went_down = time.monotonic()
         await asyncio.wait_for(subscriber, NO_HANG)  # it saw the connection close
         await stream.wait_for(503, 20, since=went_down, timeout=10)
