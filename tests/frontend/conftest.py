@@ -6,7 +6,7 @@ shared Redis never reach these pages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import redis
 
 from istio_burst.core.contracts import ROUTING_KEY, Weights
 from tests.support.frontend import Stack, new_channel, start_frontend, start_stack
+from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess
 from tests.support.redis_server import RedisServer
 from tests.support.services import start_worker
@@ -33,6 +34,8 @@ class SplitStack:
     url: str
     client: redis.Redis
     processes: list[ManagedProcess]
+    # Starts the frontend again, same port and settings (after the test stopped it).
+    restart_frontend: Callable[[], ManagedProcess]
 
 
 @pytest.fixture
@@ -43,19 +46,26 @@ def split_stack(own_redis: RedisServer, tmp_path: Path) -> Iterator[SplitStack]:
     client.set(ROUTING_KEY, Weights(0, 100).encode())
     channel = new_channel()
     processes: list[ManagedProcess] = []
+    port = free_port()
     try:
         primary, primary_url = start_worker(own_redis, tmp_path, CHANNEL=channel)
         processes.append(primary)
         burst, burst_url = start_worker(own_redis, tmp_path, prefix="bursty-", CHANNEL=channel)
         processes.append(burst)
-        frontend, url = start_frontend(
-            own_redis,
-            tmp_path,
-            f"primary={primary_url},burst={burst_url}",
-            CHANNEL=channel,
-        )
-        processes.append(frontend)
-        yield SplitStack(url, client, processes)
+
+        def launch() -> ManagedProcess:
+            frontend, _ = start_frontend(
+                own_redis,
+                tmp_path,
+                f"primary={primary_url},burst={burst_url}",
+                PORT=str(port),
+                CHANNEL=channel,
+            )
+            processes.append(frontend)
+            return frontend
+
+        launch()
+        yield SplitStack(f"http://127.0.0.1:{port}", client, processes, launch)
     finally:
         for proc in reversed(processes):
             proc.stop()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import orjson
 import pytest
-from playwright.async_api import async_playwright
 
 from istio_burst.core.contracts import (
     ROUTING_CHANNEL,
@@ -17,18 +13,7 @@ from istio_burst.core.contracts import (
     Weights,
 )
 from tests.frontend.conftest import SplitStack
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+from tests.support.browser import artifact, chromium
 
 # Shaped like what the watcher publishes: the main keys and a few of its others.
 WATCHER_STATE = {
@@ -59,8 +44,6 @@ CHART_HAS_BOTH_SIDES = """() => {
 
 @pytest.mark.browser
 async def test_the_page_in_a_real_browser(split_stack: SplitStack) -> None:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: ./run setup installs Debian's chromium")
     weights = Weights(50, 50).encode()
     split_stack.client.set(ROUTING_KEY, weights)
     split_stack.client.publish(ROUTING_CHANNEL, weights)
@@ -68,52 +51,55 @@ async def test_the_page_in_a_real_browser(split_stack: SplitStack) -> None:
     split_stack.client.publish(WATCHER_STATE_CHANNEL, orjson.dumps(WATCHER_STATE))
 
     problems: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 1100})
-            page.on(
-                "console",
-                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
-            )
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            await page.goto(split_stack.url)
-            assert await page.title() == "String Hashr"
-            await page.wait_for_selector("#connection[data-state=success]", timeout=10_000)
-            await page.wait_for_selector("text=primary 50 % / burst 50 %", timeout=10_000)
-            await page.wait_for_selector("#watcher >> text=more_burst", timeout=10_000)
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.on(
+            "console",
+            lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
+        )
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        await page.goto(split_stack.url)
+        assert await page.title() == "String Hashr"
+        await page.wait_for_selector("#connection[data-state=success]", timeout=10_000)
+        await page.wait_for_selector("text=primary 50 % / burst 50 %", timeout=10_000)
+        await page.wait_for_selector("#watcher >> text=more_burst", timeout=10_000)
 
-            # Move the slider by clicking two fifths along it: about 40 requests/s.
-            slider = page.locator("#freq-range")
-            box = await slider.bounding_box()
-            assert box is not None
-            await page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
-            chosen = float(await page.input_value("#freq-number"))
-            assert 20 <= chosen <= 60, f"the number beside the slider shows {chosen}"
+        # Move the slider by clicking two fifths along it: about 40 requests/s.
+        slider = page.locator("#freq-range")
+        box = await slider.bounding_box()
+        assert box is not None
+        await page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
+        chosen = float(await page.input_value("#freq-number"))
+        assert 20 <= chosen <= 60, f"the number beside the slider shows {chosen}"
 
-            await page.wait_for_selector("#hashes li.hash-primary", timeout=10_000)
-            await page.wait_for_selector("#hashes li.hash-burst", timeout=10_000)
-            await page.wait_for_function(CHART_HAS_BOTH_SIDES, timeout=10_000)
-            await page.wait_for_selector("text=/sending [0-9.]+ of/", timeout=10_000)
-            burst_item = await page.inner_text("#hashes li.hash-burst >> nth=0")
-            assert "bursty-" in burst_item and "burst" in burst_item
+        await page.wait_for_selector("#hashes li.hash-primary", timeout=10_000)
+        await page.wait_for_selector("#hashes li.hash-burst", timeout=10_000)
+        await page.wait_for_function(CHART_HAS_BOTH_SIDES, timeout=10_000)
+        await page.wait_for_selector("text=/sending [0-9.]+ of/", timeout=10_000)
+        burst_item = await page.inner_text("#hashes li.hash-burst >> nth=0")
+        assert "bursty-" in burst_item and "burst" in burst_item
 
-            # A refused value shows an error and leaves the slider where it was.
-            await page.fill("#freq-number", "5000")
-            await page.press("#freq-number", "Enter")
-            error = page.locator("#freq-error")
-            await error.wait_for(state="visible", timeout=5_000)
-            assert "maximum" in await error.inner_text()
-            assert float(await page.input_value("#freq-range")) == chosen
+        # A refused value shows an error and leaves the slider where it was.
+        await page.fill("#freq-number", "5000")
+        await page.press("#freq-number", "Enter")
+        error = page.locator("#freq-error")
+        await error.wait_for(state="visible", timeout=5_000)
+        assert "maximum" in await error.inner_text()
+        assert float(await page.input_value("#freq-range")) == chosen
 
-            ARTIFACTS.mkdir(exist_ok=True)
-            shot = ARTIFACTS / "frontend-page.png"
-            await page.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot: {shot}")
+        shot = artifact("frontend-page.png")
+        await page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot: {shot}")
 
-            await page.fill("#freq-number", "0")
-            await page.press("#freq-number", "Enter")
-            await page.wait_for_selector("text=stopped (frequency 0)", timeout=5_000)
-        finally:
-            await browser.close()
-    assert not problems, f"the browser reported: {problems}"
+        assert not problems, f"the browser reported: {problems}"
+
+        # The frontend goes away: the page says so, and reconnects by itself when it is back.
+        split_stack.processes[-1].stop()
+        await page.wait_for_selector("#connection[data-state=danger]", timeout=10_000)
+        split_stack.restart_frontend()
+        await page.wait_for_selector("#connection[data-state=success]", timeout=20_000)
+        # The new process starts at frequency 0, and the page's slider follows it.
+        await page.wait_for_function(
+            "document.getElementById('freq-range').value === '0'", timeout=5_000
+        )
+        await page.wait_for_selector("text=stopped (frequency 0)", timeout=5_000)

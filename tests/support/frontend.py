@@ -31,11 +31,12 @@ from tests.support.services import start_worker
 def start_frontend(
     redis: RedisServer, log_dir: Path, processor_url: str, **env: str
 ) -> tuple[ManagedProcess, str]:
-    """`istio-burst frontend` on a free port, answering GET /; returns the process and base URL.
+    """`istio-burst frontend` answering GET /; returns the process and base URL.
 
-    Extra keyword arguments are environment variables (MAX_FREQUENCY="50", CHANNEL=...).
+    Keyword arguments are its environment variables (MAX_FREQUENCY="50", CHANNEL=...); without
+    PORT it listens on a free port.
     """
-    port = free_port()
+    port = int(env.pop("PORT", 0)) or free_port()
     proc = ManagedProcess(
         f"frontend-{port}",
         [ISTIO_BURST, "frontend"],
