@@ -52,3 +52,10 @@ def _describe(error: object) -> str:
         where = ".".join(str(p) for p in error.get("loc", ()))
         return f"{where}: {error.get('msg', 'invalid')}"
     return str(error)
+
+
+def readiness_response(reason: str | None) -> JSONBytesResponse:
+    """A readiness probe's answer: 200 `{"status": "ok"}`, or 503 with the reason it is not."""
+    if reason:
+        return JSONBytesResponse({"status": "unavailable", "reason": reason}, status_code=503)
+    return JSONBytesResponse({"status": "ok"})

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import signal
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
+
+from istio_burst.core.logging import configure_logging
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -54,3 +58,47 @@ def serve(
     if getattr(server, "started", True) is False:
         # Bind failure (port taken) and lifespan start-up failure end here: say so by exit code.
         raise SystemExit(3)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start as configured; the message says what to do."""
+
+
+class HTTPServiceSettings(Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def graceful_timeout(self) -> float: ...
+    @property
+    def log_level(self) -> str: ...
+    @property
+    def log_format(self) -> str: ...
+
+    def log_effective(self, logger: logging.Logger, service: str) -> None: ...
+
+
+S = TypeVar("S", bound=HTTPServiceSettings)
+
+
+def run_service(
+    name: str, settings: S, create_app: Callable[[S], Any], *, proxy_headers: bool = True
+) -> int:
+    """What every `istio-burst <service>` does: logs, effective settings, the app, serve."""
+    configure_logging(name, settings.log_level, settings.log_format)
+    log = logging.getLogger(f"istio_burst.{name}")
+    settings.log_effective(log, name)
+    try:
+        app = create_app(settings)
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        graceful_timeout=settings.graceful_timeout,
+        proxy_headers=proxy_headers,
+    )
+    return 0

@@ -15,7 +15,11 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from istio_burst.core.http_errors import JSONBytesResponse, install_error_handlers
+from istio_burst.core.http_errors import (
+    JSONBytesResponse,
+    install_error_handlers,
+    readiness_response,
+)
 from istio_burst.core.metrics import metrics_endpoint
 from istio_burst.core.redis import create_client, ping_reason
 from istio_burst.frontend.assets import STATIC_DIR, TEMPLATES_DIR, check_assets
@@ -123,9 +127,7 @@ def create_app(settings: FrontendSettings) -> Any:
     @app.get("/_healthz", summary="Readiness: 200 only while Redis answers")
     async def readiness() -> Response:
         reason = await ping_reason(client)
-        if reason:
-            return JSONBytesResponse({"status": "unavailable", "reason": reason}, status_code=503)
-        return JSONBytesResponse({"status": "ok"})
+        return readiness_response(reason)
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

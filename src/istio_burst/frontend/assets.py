@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from istio_burst.core.server import StartupError
+
 PACKAGE_DIR = Path(__file__).parent
 STATIC_DIR = PACKAGE_DIR / "static"
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -13,8 +15,8 @@ VENDOR_DIR = STATIC_DIR / "vendor"
 VENDOR_FILES = ("bootstrap.min.css", "socket.io.min.js", "chart.umd.min.js")
 
 
-class AssetsMissingError(RuntimeError):
-    pass
+class AssetsMissingError(StartupError):
+    """The npm-built page assets are not where the frontend serves them from."""
 
 
 def check_assets(vendor_dir: Path = VENDOR_DIR) -> None:

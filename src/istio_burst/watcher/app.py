@@ -12,7 +12,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
-from istio_burst.core.http_errors import JSONBytesResponse, install_error_handlers
+from istio_burst.core.http_errors import (
+    JSONBytesResponse,
+    install_error_handlers,
+    readiness_response,
+)
 from istio_burst.core.metrics import metrics_endpoint
 from istio_burst.watcher.actuators import Actuator, DryRun
 from istio_burst.watcher.health import BurstHealthCheck
@@ -101,9 +105,7 @@ def create_app(settings: WatcherSettings) -> FastAPI:
     @app.get("/healthz", summary="Readiness: 200 while readings and writes succeed")
     async def healthz() -> JSONBytesResponse:
         reason = watcher.not_ready_reason()
-        if reason:
-            return JSONBytesResponse({"status": "unavailable", "reason": reason}, status_code=503)
-        return JSONBytesResponse({"status": "ok"})
+        return readiness_response(reason)
 
     @app.get(
         "/livez",

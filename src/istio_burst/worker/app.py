@@ -10,7 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 
-from istio_burst.core.http_errors import JSONBytesResponse, install_error_handlers
+from istio_burst.core.http_errors import (
+    JSONBytesResponse,
+    install_error_handlers,
+    readiness_response,
+)
 from istio_burst.core.metrics import (
     ASGIApp,
     Receive,
@@ -84,9 +88,7 @@ def create_app(settings: WorkerSettings) -> FastAPI:
     async def readiness() -> Response:
         reason = await ping_reason(client, timeout=min(1.0, settings.publish_timeout))
         metrics.REDIS_UP.set(0 if reason else 1)
-        if reason:
-            return JSONBytesResponse({"status": "unavailable", "reason": reason}, status_code=503)
-        return JSONBytesResponse({"status": "ok"})
+        return readiness_response(reason)
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app
