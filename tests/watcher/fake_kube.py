@@ -26,12 +26,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import orjson
 
 from tests.support.http_server import BackgroundHTTPServer, send
+from tests.support.istio_schemas import istio_errors
 
-SCHEMA_PATH = Path(__file__).parents[1] / "fixtures" / "istio" / "virtualservice-v1.schema.json"
 PATH = re.compile(
     r"^/apis/networking\.istio\.io/v1/namespaces/(?P<ns>[^/]+)/virtualservices/(?P<name>[^/?]+)"
     r"(?:\?(?P<query>.*))?$"
@@ -106,9 +105,6 @@ class FakeKubeAPI:
         self.before_patch: Callable[[FakeKubeAPI], None] | None = None  # a concurrent edit
         self._resource_version = 1000
         self._lock = threading.Lock()
-        schema: Obj = orjson.loads(SCHEMA_PATH.read_bytes())
-        self._validator = jsonschema.Draft7Validator(schema)
-        self._spec_schema: Obj = schema["properties"]["spec"]
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -246,13 +242,10 @@ class FakeKubeAPI:
         return 200, copy.deepcopy(patched)
 
     def _validate(self, before: Obj, after: Obj) -> None:
-        problems = [
-            f"{'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
-            for e in self._validator.iter_errors(
-                {"spec": after.get("spec"), "status": after.get("status", {})}
-            )
-        ]
-        problems += unknown_fields(after.get("spec"), self._spec_schema, "spec")
+        # The server manages the rest of metadata; the schema (and unknown fields) is Istio's.
+        envelope: Obj = {k: after[k] for k in ("apiVersion", "kind", "spec") if k in after}
+        name_only = {k: v for k, v in after["metadata"].items() if k in ("name", "namespace")}
+        problems = istio_errors({**envelope, "metadata": name_only})
         for i, route in enumerate(after.get("spec", {}).get("http", [])):
             weights = [d.get("weight", 0) for d in route.get("route", [])]
             if len(weights) > 1 and not any(weights):
@@ -264,23 +257,6 @@ class FakeKubeAPI:
             problems.append("metadata.name changed")
         if problems:
             raise PatchError(422, "Invalid", "; ".join(problems))
-
-
-def unknown_fields(value: Any, schema: Obj, where: str) -> list[str]:
-    """Fields the schema does not declare: a real API server would drop them without a word."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    problems: list[str] = []
-    if isinstance(value, dict) and "properties" in schema:
-        for key, item in value.items():
-            if key not in schema["properties"]:
-                problems.append(f"{where}.{key}: unknown field")
-            else:
-                problems += unknown_fields(item, schema["properties"][key], f"{where}.{key}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(value):
-            problems += unknown_fields(item, schema["items"], f"{where}[{i}]")
-    return problems
 
 
 def apply_patch(doc: Obj, operations: list[Any]) -> Obj:

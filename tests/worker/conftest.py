@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.channel import next_message
+from tests.support.metrics import sample_sum
 from tests.support.processes import ManagedProcess
 from tests.support.redis_server import RedisServer
 from tests.support.services import start_worker
@@ -25,14 +25,7 @@ class RunningWorker:
 
     def metric(self, name: str, **labels: str) -> float:
         """The current value of one sample on /metrics (0 when absent)."""
-        text = self.http.get("/metrics").text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(sample.value)
-        return 0.0
+        return sample_sum(self.http.get("/metrics").text, name, **labels)
 
     def requests_with_status(self, status: int) -> float:
         return self.metric("hashr_worker_requests_total", status=str(status))
