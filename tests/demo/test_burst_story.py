@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.demo.conftest import demo_argv, demo_ports, processes_mentioning
+from tests.demo.conftest import children_of, demo_argv, demo_ports, processes_mentioning
 from tests.support.browser import artifact, chromium
 from tests.support.frontend import Page
 from tests.support.ports import wait_port_closed
@@ -28,18 +28,6 @@ CHART_SHOWS_BURST = """(n) => {
   const burst = series("burst"), primary = series("primary");
   return burst.filter((v, i) => v > 0 && v > (primary[i] ?? 0)).length >= n;
 }"""
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def share_of_burst(page: Page, since: int) -> tuple[float, int]:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
-from tests.demo.conftest import demo_argv, demo_ports, processes_mentioning
+from tests.demo.conftest import (
+    children_of,
+    demo_argv,
+    demo_ports,
+    environment_of,
+    processes_mentioning,
+)
 from tests.support.ports import wait_port_closed
+from tests.support.processes import ManagedProcess
 
 
 def test_port_taken_is_named_and_nothing_starts(tmp_path: Path) -> None:
@@ -50,3 +58,26 @@ def test_low_threshold_must_be_below_high(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "LOW (20) must be below HIGH (15)" in result.stdout
+
+
+def test_a_component_that_dies_stops_the_demo_with_its_name(tmp_path: Path) -> None:
+    ports = demo_ports()
+    state_dir = tmp_path / "state"
+    demo = ManagedProcess("demo", demo_argv(state_dir, ports), tmp_path).start()
+    try:
+        demo.wait_until(lambda: "String Hashr is running" in demo.output(), 90, "demo ready")
+        burst_worker = next(
+            pid
+            for pid in children_of(demo.pid)
+            if environment_of(pid).get("WORKER_NAME") == "worker-burst"
+        )
+        os.kill(burst_worker, signal.SIGKILL)
+        assert demo.wait_exit(60) == 1
+        output = demo.output()
+        assert "worker-burst exited with code -9" in output
+        assert str(state_dir / "logs" / "worker-burst.log") in output
+        assert "demo stopped after an error" in output
+        assert all(wait_port_closed(port) for port in ports.values())
+        assert processes_mentioning(str(state_dir)) == []
+    finally:
+        demo.stop()
