@@ -22,10 +22,9 @@ from typing import Any
 import socketio
 
 from tests.support.metrics import metric_value
-from tests.support.ports import free_port
-from tests.support.processes import ISTIO_BURST, ManagedProcess
+from tests.support.processes import ManagedProcess
 from tests.support.redis_server import RedisServer
-from tests.support.services import start_worker
+from tests.support.services import start_service, start_worker
 
 
 def start_frontend(
@@ -36,23 +35,8 @@ def start_frontend(
     Keyword arguments are its environment variables (MAX_FREQUENCY="50", CHANNEL=...); without
     PORT it listens on a free port.
     """
-    port = int(env.pop("PORT", 0)) or free_port()
-    proc = ManagedProcess(
-        f"frontend-{port}",
-        [ISTIO_BURST, "frontend"],
-        log_dir,
-        env={
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "REDIS_URL": redis.host_port,
-            "PROCESSOR_URL": processor_url,
-            "LOG_FORMAT": "text",
-            **env,
-        },
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    proc.wait_http_ok(url + "/")
-    return proc, url
+    defaults = {"REDIS_URL": redis.host_port, "PROCESSOR_URL": processor_url}
+    return start_service("frontend", log_dir, **{**defaults, **env})
 
 
 @dataclass

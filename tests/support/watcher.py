@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from istio_burst.watcher.settings import LOCAL_QUERY
-from tests.support.ports import free_port
-from tests.support.processes import ISTIO_BURST, ManagedProcess
+from tests.support.processes import ManagedProcess
+from tests.support.services import start_service
 
 
 def start_watcher(log_dir: Path, prometheus_url: str, **env: str) -> tuple[ManagedProcess, str]:
@@ -20,27 +20,15 @@ def start_watcher(log_dir: Path, prometheus_url: str, **env: str) -> tuple[Manag
     Defaults suit a test: the local demo's query, 1 s interval, short windows. Override any
     setting by its env name, e.g. ACTUATOR="local", REDIS_URL=..., STABILIZATION_WINDOW="3".
     """
-    port = free_port()
-    proc = ManagedProcess(
-        f"watcher-{port}",
-        [ISTIO_BURST, "watcher"],
-        log_dir,
-        env={
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "PROMETHEUS_URL": prometheus_url,
-            "QUERY": LOCAL_QUERY,
-            "INTERVAL": "0.5",
-            "MIN_DWELL": "1",
-            "STABILIZATION_WINDOW": "3",
-            "MAX_FAILURES": "3",
-            "LOG_FORMAT": "text",
-            **env,
-        },
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    proc.wait_http_ok(url + "/livez")
-    return proc, url
+    defaults = {
+        "PROMETHEUS_URL": prometheus_url,
+        "QUERY": LOCAL_QUERY,
+        "INTERVAL": "0.5",
+        "MIN_DWELL": "1",
+        "STABILIZATION_WINDOW": "3",
+        "MAX_FAILURES": "3",
+    }
+    return start_service("watcher", log_dir, "/livez", **{**defaults, **env})
 
 
 def status(url: str) -> dict[str, Any]:
