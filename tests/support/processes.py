@@ -60,9 +60,9 @@ class ManagedProcess:
             if check():
                 return
             time.sleep(0.05)
-        raise TimeoutError(
-            f"{self.name}: {what or 'condition'} not met in {timeout}s:\n{self.output()}"
-        )
+        output = self.output()
+        self.stop()  # a process that never became ready must not outlive the test
+        raise TimeoutError(f"{self.name}: {what or 'condition'} not met in {timeout}s:\n{output}")
 
     def wait_http_ok(self, url: str, timeout: float = 20.0) -> None:
         def answers() -> bool:
