@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from istio_burst.demo.supervisor import die_with_parent
+
 VENV_BIN = Path(sys.executable).parent
 ISTIO_BURST = (
     str(VENV_BIN / "istio-burst") if (VENV_BIN / "istio-burst").exists() else "istio-burst"
@@ -40,6 +42,7 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             env=self.env,
             start_new_session=True,  # its own process group: stop() reaches any children
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - a killed pytest leaves no orphans
         )
         log.close()
         return self

@@ -163,13 +163,17 @@ def test_dead_burst_worker_gets_no_traffic_and_bursting_stops_when_it_dies(
 ) -> None:
     worker, worker_url = start_worker(own_redis, tmp_path, prefix="bursty-")
     load.set_rate(5)
-    proc, url = local_watcher(
-        tmp_path,
-        prometheus,
-        own_redis,
-        BURST_HEALTH_URL=worker_url + "/_healthz",
-        BURST_BACKOFF="2",
-    )
+    try:
+        proc, url = local_watcher(
+            tmp_path,
+            prometheus,
+            own_redis,
+            BURST_HEALTH_URL=worker_url + "/_healthz",
+            BURST_BACKOFF="2",
+        )
+    except BaseException:
+        worker.stop()
+        raise
     try:
         assert next_weights(routing) == PRIMARY_ONLY
         load.set_rate(30)

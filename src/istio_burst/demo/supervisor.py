@@ -92,7 +92,12 @@ def require_binary(name: str, package: str) -> str:
     return path
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM it when the thread that started it exits (Linux only).
+
+    Linux ties this to the starting *thread*: start children from a thread that lives as long
+    as they should (the main thread, or a pool thread kept until the end).
+    """
     # Linux: the child gets SIGTERM if the demo itself is killed (even by SIGKILL), so a
     # crashed supervisor leaves no orphans behind. Elsewhere this is a no-op.
     with contextlib.suppress(OSError, AttributeError):
@@ -120,7 +125,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **component.env},
                 start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, no locks
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl, no locks
             )
         self.started.append(component)
         deadline = time.monotonic() + self.start_timeout
