@@ -30,7 +30,7 @@ class _Series:
         self.since = now
 
 
-class LoadExporter:
+class LoadExporter(BackgroundHTTPServer):
     def __init__(self, metric: str = FRONTEND_REQUESTS_METRIC) -> None:
         self.metric = metric
         self.ready = True
@@ -51,26 +51,11 @@ class LoadExporter:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._http = BackgroundHTTPServer(Handler)
-
-    @property
-    def port(self) -> int:
-        return self._http.port
+        super().__init__(Handler)
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.target}"
-
-    def start(self) -> LoadExporter:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
 
     def set_rate(self, rate: float, target: str = "primary", outcome: str = "ok") -> None:
         """From now on the series {target, outcome} grows by `rate` per second."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 
 class BackgroundHTTPServer:
+    """Base of the tests' small servers: subclasses build a handler and pass it up."""
+
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True  # a hung handler (a timeout test) never blocks stop
@@ -22,8 +25,9 @@ class BackgroundHTTPServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self) -> Self:
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         self._server.shutdown()

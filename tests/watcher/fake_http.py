@@ -28,7 +28,7 @@ def vector(*values: str) -> bytes:
     return orjson.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
 
 
-class ScriptedServer:
+class ScriptedServer(BackgroundHTTPServer):
     def __init__(self) -> None:
         self.answer = Answer(200, vector("0"))
         self.paths: list[str] = []
@@ -45,15 +45,4 @@ class ScriptedServer:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._http = BackgroundHTTPServer(Handler)
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> ScriptedServer:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
+        super().__init__(Handler)

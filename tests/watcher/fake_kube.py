@@ -94,7 +94,7 @@ def virtual_service(
     }
 
 
-class FakeKubeAPI:
+class FakeKubeAPI(BackgroundHTTPServer):
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], Obj] = {}
         self.requests: list[Request] = []
@@ -117,20 +117,9 @@ class FakeKubeAPI:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._http = BackgroundHTTPServer(Handler)
+        super().__init__(Handler)
 
     # --- test-facing API -------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> FakeKubeAPI:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
 
     def put(self, obj: Obj) -> None:
         with self._lock:
