@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import orjson
 
-DEFAULT_BINARY = "prometheus"
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "prometheus" / "prometheus.yml"
 
 
@@ -50,10 +49,6 @@ def prometheus_command(
         "--storage.tsdb.retention.time=1h",
         "--log.level=warn",
     ]
-
-
-def find_binary(name: str = DEFAULT_BINARY) -> str | None:
-    return shutil.which(name)
 
 
 def is_ready(base_url: str, timeout: float = 1.0) -> bool:

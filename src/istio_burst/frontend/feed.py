@@ -50,6 +50,7 @@ class RedisFeed:
         self._pages = pages
         self.up = False
         self.reason: str | None = "not subscribed yet"
+        # Held so the re-read task is not garbage-collected while it runs.
         self._reload: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
