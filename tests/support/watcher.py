@@ -9,20 +9,22 @@ from typing import Any
 
 import httpx
 
-from istio_burst.watcher.settings import LOCAL_QUERY
 from tests.support.processes import ManagedProcess
 from tests.support.services import start_service
+
+# The request counter of `tests.support.exporter.LoadExporter`, which a test drives at will.
+EXPORTER_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
 
 
 def start_watcher(log_dir: Path, prometheus_url: str, **env: str) -> tuple[ManagedProcess, str]:
     """A watcher on a free port, serving (GET /livez answers); returns the process and base URL.
 
-    Defaults suit a test: the local demo's query, 1 s interval, short windows. Override any
-    setting by its env name, e.g. ACTUATOR="local", REDIS_URL=..., STABILIZATION_WINDOW="3".
+    Defaults suit a test: the LoadExporter's counter as the query, 0.5 s interval, short
+    windows. Override any setting by its env name, e.g. ACTUATOR="haproxy", QUERY=...
     """
     defaults = {
         "PROMETHEUS_URL": prometheus_url,
-        "QUERY": LOCAL_QUERY,
+        "QUERY": EXPORTER_QUERY,
         "INTERVAL": "0.5",
         "MIN_DWELL": "1",
         "STABILIZATION_WINDOW": "3",

@@ -61,7 +61,10 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert (s.actuator, s.virtual_service, s.dry_run) == ("istio", "worker-virtual-service", False)
     assert s.query == KUBERNETES_QUERY
     assert 'reporter="source"' in s.query and "[1m]" in s.query
-    assert "[5s]" in LOCAL_QUERY and 'outcome!="skipped"' in LOCAL_QUERY
+    assert (
+        "[5s]" in LOCAL_QUERY
+        and 'haproxy_backend_http_requests_total{proxy="workers"}' in LOCAL_QUERY
+    )
 
 
 def test_every_documented_env_name_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from istio_burst.core.http_errors import (
 )
 from istio_burst.core.metrics import metrics_endpoint
 from istio_burst.watcher.actuators import Actuator, DryRun
+from istio_burst.watcher.actuators.haproxy import HAProxyActuator
 from istio_burst.watcher.health import BurstHealthCheck
 from istio_burst.watcher.loop import Watcher
 from istio_burst.watcher.prometheus import PrometheusSource
@@ -31,9 +32,10 @@ log = logging.getLogger(__name__)
 def build_actuator(settings: WatcherSettings) -> Actuator:
     # Imported by name: the istio one pulls in the kubernetes client (~0.6 s), needless locally.
     actuator: Actuator
-    if settings.actuator == "local":
-        local = importlib.import_module("istio_burst.watcher.actuators.local")
-        actuator = local.RedisActuator(settings.redis_url, settings.write_timeout)
+    if settings.actuator == "haproxy":
+        actuator = HAProxyActuator(
+            settings.haproxy_runtime_api, settings.haproxy_backend, settings.write_timeout
+        )
     else:
         istio = importlib.import_module("istio_burst.watcher.actuators.istio")
         actuator = istio.IstioActuator(

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from istio_burst.core.settings import RedisURL, ServiceSettings
+from istio_burst.watcher.actuators.haproxy import parse_runtime_api
 
 # Kubernetes default. Each cluster has its own Prometheus, and a destination proxy reports its
 # requests (reporter="destination") to the Prometheus of the cluster it runs in: once traffic
@@ -22,15 +23,33 @@ KUBERNETES_QUERY = (
     'destination_service="worker-service.default.svc.cluster.local"}[1m]))'
 )
 
-# Local demo: the frontend's own counter of requests it sent to a worker (skipped ones never
-# left), scraped every second, so a 5 s window holds 5 scrapes.
-LOCAL_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
+# Local demo and docker-compose: the requests HAProxy, the local data plane, passed to the workers'
+# backend, as the sidecars count them in Kubernetes; scraped every second, so a 5 s window holds
+# 5 scrapes.
+LOCAL_QUERY = 'sum(rate(haproxy_backend_http_requests_total{proxy="workers"}[5s]))'
 
-# Local demo: the share of the frontend's requests to the burst worker that failed. NaN (0/0)
-# or empty while nothing is sent there, which the health check reads as "no evidence".
+# Local demo and docker-compose: is burst failing on its own, in HAProxy's view of its servers?
+# 1 when its health checks have kept server `burst` down for 3 s; else the share of its answers
+# that were 5xx, at its lowest over the last 3 s (a brief blip is not a failure; 0/0 while nothing
+# goes there is NaN: no evidence). Nothing at all (no evidence) while server `primary` failed a
+# health check or was down in the last 10 s: both sides failing together (their shared Redis
+# restarting) is not a burst failure, and burst must not be punished for it.
+_BURST_DOWN_3S = (
+    '1 - max_over_time(haproxy_server_status{proxy="workers",server="burst",state="UP"}[3s])'
+)
+_BURST_5XX_RATIO_3S = (
+    "min_over_time(("
+    'sum(rate(haproxy_server_http_responses_total{proxy="workers",server="burst",code="5xx"}[5s]))'
+    ' / sum(rate(haproxy_server_http_responses_total{proxy="workers",server="burst"}[5s]))'
+    ")[3s:1s])"
+)
+_PRIMARY_TROUBLE_10S = (
+    'increase(haproxy_server_check_failures_total{proxy="workers",server="primary"}[10s]) > 0'
+    ' or min_over_time(haproxy_server_status{proxy="workers",server="primary",state="UP"}[10s])'
+    " < 1"
+)
 LOCAL_BURST_ERROR_QUERY = (
-    'sum(rate(hashr_frontend_requests_total{target="burst",outcome="failed"}[5s]))'
-    ' / sum(rate(hashr_frontend_requests_total{target="burst",outcome!="skipped"}[5s]))'
+    f"max(({_BURST_DOWN_3S}) or ({_BURST_5XX_RATIO_3S})) unless on() ({_PRIMARY_TROUBLE_10S})"
 )
 
 # Kubernetes example (the burst cluster's name as Istio's clusterName): 5xx share of the
@@ -116,9 +135,20 @@ class WatcherSettings(ServiceSettings):
         3, ge=1, description="failures in a row (readings or writes) before reporting not-ready"
     )
 
-    actuator: Literal["istio", "local"] = Field(
+    actuator: Literal["istio", "haproxy"] = Field(
         "istio",
-        description="istio: patch the worker VirtualService; local: publish the weights in Redis",
+        description="istio: patch the worker VirtualService; haproxy: set the server weights "
+        "through HAProxy's runtime API (the local demo and docker-compose)",
+    )
+    haproxy_runtime_api: str = Field(
+        "",
+        description="haproxy: the runtime API (stats socket, level admin): tcp://host:port "
+        "or unix:///path/to.sock",
+    )
+    haproxy_backend: str = Field(
+        "workers",
+        min_length=1,
+        description="haproxy: the backend whose servers primary and burst carry the weights",
     )
     namespace: str = Field(
         default_factory=pod_namespace,
@@ -135,7 +165,7 @@ class WatcherSettings(ServiceSettings):
         description="kubeconfig file(s), ':'-separated (default: in-cluster, else ~/.kube/config)",
     )
     write_timeout: float = Field(
-        5.0, gt=0, description="seconds one Kubernetes or Redis call may take"
+        5.0, gt=0, description="seconds one Kubernetes, HAProxy or Redis call may take"
     )
     max_backoff: float = Field(
         30.0, gt=0, description="longest wait between retries of a failing write"
@@ -144,20 +174,20 @@ class WatcherSettings(ServiceSettings):
 
     redis_url: RedisURL = Field(
         "localhost:6379",
-        description="Redis for the local actuator's weights and for the watcher's state",
+        description="Redis for the watcher's state (the page shows it)",
     )
     publish_state: bool = Field(
         True, description="publish the watcher's state on Redis for the frontend's page"
     )
 
     burst_health_url: str = Field(
-        "", description="readiness URL of the burst worker (local); 200 means healthy"
+        "", description="readiness URL of the burst side; 200 means healthy"
     )
     burst_error_query: str = Field(
         "",
-        description="PromQL giving the error ratio (0..1) of requests sent to burst (local: "
-        + LOCAL_BURST_ERROR_QUERY
-        + ")",
+        description="PromQL giving the error ratio (0..1) of requests sent to burst; above "
+        "MAX_BURST_ERROR_RATIO burst is unhealthy, empty or NaN is no evidence (the local demo "
+        "reads HAProxy's health checks and 5xx counts of its burst server)",
     )
     max_burst_error_ratio: float = Field(
         0.2, ge=0, le=1, description="error ratio above which burst counts as unhealthy"
@@ -173,4 +203,15 @@ class WatcherSettings(ServiceSettings):
     def _thresholds_in_order(self) -> WatcherSettings:
         if self.low > self.high:
             raise ValueError(f"LOW ({self.low:g}) must not be above HIGH ({self.high:g})")
+        return self
+
+    @model_validator(mode="after")
+    def _haproxy_needs_its_api(self) -> WatcherSettings:
+        if self.actuator == "haproxy":
+            if not self.haproxy_runtime_api:
+                raise ValueError(
+                    "ACTUATOR=haproxy needs HAPROXY_RUNTIME_API (tcp://host:port or "
+                    "unix:///path/to.sock)"
+                )
+            parse_runtime_api(self.haproxy_runtime_api)  # a ValueError says what is wrong
         return self

@@ -1,4 +1,4 @@
-"""Where the weights are applied: an Istio VirtualService, or Redis for the local demo.
+"""Where the weights are applied: an Istio VirtualService, or HAProxy for the local demo.
 
 Every actuator reads a `Snapshot` and writes against it: the write fails with a CONFLICT if the
 weights changed since that read, so a concurrent edit is never silently overwritten.
@@ -44,7 +44,7 @@ class Snapshot:
 
 
 class Actuator(Protocol):
-    name: str  # "istio" or "local"
+    name: str  # "istio" or "haproxy"
     target: str  # the object written, for logs: "virtualservice default/worker-virtual-service"
 
     async def read(self) -> Snapshot: ...

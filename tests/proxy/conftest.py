@@ -1,0 +1,121 @@
+"""Real workers behind a real HAProxy (the demo's config), a real Prometheus scraping it and a
+LoadExporter, and a paced sender of real hash requests through the proxy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.support.exporter import LoadExporter
+from tests.support.haproxy import HAProxyServer
+from tests.support.processes import ManagedProcess
+from tests.support.prometheus import PrometheusServer
+from tests.support.redis_server import RedisServer
+from tests.support.services import start_worker
+
+
+@pytest.fixture
+def workers(tmp_path: Path, own_redis: RedisServer) -> Iterator[tuple[str, str]]:
+    """Worker primary (no prefix) and worker burst (`bursty-`): their `host:port`."""
+    started: list[ManagedProcess] = []
+    try:
+        primary, primary_url = start_worker(own_redis, tmp_path, CLUSTER="primary")
+        started.append(primary)
+        burst, burst_url = start_worker(own_redis, tmp_path, prefix="bursty-", CLUSTER="burst")
+        started.append(burst)
+        yield primary_url.removeprefix("http://"), burst_url.removeprefix("http://")
+    finally:
+        for proc in started:
+            proc.stop()
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, workers: tuple[str, str]) -> Iterator[HAProxyServer]:
+    workdir = tmp_path / "haproxy"
+    workdir.mkdir()
+    server = HAProxyServer(workdir, *workers).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def load() -> Iterator[LoadExporter]:
+    exporter = LoadExporter().start()
+    yield exporter
+    exporter.stop()
+
+
+@pytest.fixture
+def prometheus(
+    tmp_path: Path, proxy: HAProxyServer, load: LoadExporter
+) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping HAProxy's exporter and the LoadExporter every second."""
+    workdir = tmp_path / "prometheus"
+    workdir.mkdir()
+    server = PrometheusServer(
+        workdir, {"haproxy": [proxy.metrics_address], "frontend": [load.target]}
+    )
+    server.start()
+    try:
+        server.wait_for_value('min(up{service=~"haproxy|frontend"})', lambda v: v == 1, 30)
+        yield server
+    finally:
+        server.stop()
+
+
+def cluster_of(response: httpx.Response) -> str:
+    if response.status_code != 200:
+        return f"http {response.status_code}"
+    value = str(orjson.loads(response.content)["value"])
+    return "burst" if value.startswith("bursty-") else "primary"
+
+
+def send_requests(url: str, count: int) -> Counter[str]:
+    """`count` hash requests through the proxy, one after another; who served each."""
+    served: Counter[str] = Counter()
+    with httpx.Client(timeout=10) as client:
+        for i in range(count):
+            served[cluster_of(client.post(url + "/", json={"str": f"split {i}"}))] += 1
+    return served
+
+
+class PacedSender:
+    """Real hash requests through the proxy at a rate the test sets, counting who served them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.rate = 0.0
+        self.served: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="paced-sender", daemon=True)
+
+    def __enter__(self) -> PacedSender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                if self.rate <= 0:
+                    self._stop.wait(0.05)
+                    next_at = time.monotonic()
+                    continue
+                try:
+                    response = client.post(self.url + "/", json={"str": "paced"})
+                    self.served[cluster_of(response)] += 1
+                except httpx.HTTPError as exc:
+                    self.served[type(exc).__name__] += 1
+                next_at += 1 / self.rate
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
