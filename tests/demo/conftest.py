@@ -5,7 +5,17 @@ from pathlib import Path
 from tests.support.ports import free_port
 from tests.support.processes import ISTIO_BURST
 
-PORT_NAMES = ("frontend", "primary", "burst", "watcher", "redis", "prometheus")
+PORT_NAMES = (
+    "frontend",
+    "primary",
+    "burst",
+    "watcher",
+    "redis",
+    "prometheus",
+    "proxy",
+    "proxy-metrics",
+    "proxy-api",
+)
 
 
 def demo_ports(**given: int) -> dict[str, int]:

@@ -1,10 +1,10 @@
 """The whole burst story, end to end, as a user runs it: `istio-burst demo`, then the page.
 
-Real redis-server, real Prometheus (1 s scrape), two real workers, the frontend and the watcher in
-local mode, all started by the demo command itself. A python-socketio client drives the page's
-events and checks every hash; the real page watches the same run in headless Chromium, and its
-screenshot of the burst is saved in test-artifacts/. Timings are reported and bounded generously:
-the bench measures reaction times precisely.
+Real redis-server, real Prometheus (1 s scrape), two real workers behind a real HAProxy, the
+frontend and the watcher setting HAProxy's weights, all started by the demo command itself. A
+python-socketio client drives the page's events and checks every hash; the real page watches the
+same run in headless Chromium, and its screenshot of the burst is saved in test-artifacts/.
+Timings are reported and bounded generously: the bench measures reaction times precisely.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
+
+from istio_burst.demo.haproxy import runtime_command
 from tests.demo.conftest import children_of, demo_argv, demo_ports, processes_mentioning
 from tests.support.browser import artifact, chromium
 from tests.support.frontend import Page
@@ -47,7 +50,7 @@ async def test_load_bursts_to_the_burst_cluster_and_comes_back(tmp_path: Path) -
     try:
         demo.wait_until(lambda: "String Hashr is running" in demo.output(), 90, "demo ready")
         components = children_of(demo.pid)
-        assert len(components) == 6, demo.output()
+        assert len(components) == 7, demo.output()
 
         url = f"http://127.0.0.1:{ports['frontend']}"
         async with chromium() as browser, Page(url) as page:
@@ -79,8 +82,11 @@ async def test_load_bursts_to_the_burst_cluster_and_comes_back(tmp_path: Path) -
                 await page.wait_for("hashes", since=page.mark(), timeout=10)
             share, seen = share_of_burst(page, bursting)
             assert share > 0.8, f"only {share:.0%} of {seen} hashes were bursty at 30 req/s"
-            routing = page.latest("routing")
-            assert (routing["primary"], routing["burst"]) == (0, 100), routing
+            # The weights in force: what the watcher set, and what HAProxy routes by.
+            watcher = httpx.get(f"http://127.0.0.1:{ports['watcher']}/status", timeout=5).json()
+            assert watcher["weights"] == {"primary": 0, "burst": 100}, watcher
+            api = f"tcp://127.0.0.1:{ports['proxy-api']}"
+            assert runtime_command(api, "get weight workers/burst").startswith("100 ")
             # What a person sees: bursty- hashes marked, and the burst line over primary's.
             await screen.wait_for_selector("#hashes li.hash-burst", timeout=15_000)
             await screen.wait_for_function(CHART_SHOWS_BURST, arg=3, timeout=20_000)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from istio_burst.demo import haproxy, redis_server
 from istio_burst.demo.prometheus import REPO_CONFIG, is_ready, prepare_config, prometheus_command
 from istio_burst.demo.settings import DemoSettings as Settings
 from istio_burst.demo.supervisor import (
@@ -17,7 +18,6 @@ from istio_burst.demo.supervisor import (
     http_answers,
     http_ok,
     port_in_use,
-    redis_pong,
     require_binary,
 )
 from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
@@ -32,12 +32,14 @@ def say(line: str) -> None:
 def build_components(s: Settings, state_dir: Path) -> list[Component]:
     istio_burst = [sys.executable, "-m", "istio_burst.cli"]
     host = s.bind
-    redis_url = f"redis://{host}:{s.redis_port}/0"
+    redis_password = s.redis_password or redis_server.new_password()
+    redis_url = redis_server.redis_url(s.redis_port, redis_password)
     common = {"LOG_FORMAT": s.log_format, "LOG_LEVEL": s.log_level, "REDIS_URL": redis_url}
     worker_url = {
         "primary": f"http://{host}:{s.primary_port}",
         "burst": f"http://{host}:{s.burst_port}",
     }
+    proxy = haproxy.ProxyPorts(host, s.proxy_port, s.proxy_metrics_port, s.proxy_api_port)
 
     prom_dir = state_dir / "prometheus"
     prom_config = prepare_config(
@@ -46,6 +48,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             "frontend": [f"{host}:{s.frontend_port}"],
             "worker-primary": [f"{host}:{s.primary_port}"],
             "worker-burst": [f"{host}:{s.burst_port}"],
+            "haproxy": [proxy.metrics_address],
             "watcher": [f"{host}:{s.watcher_port}"],
         },
     )
@@ -71,19 +74,14 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             name="redis",
             argv=[
                 require_binary("redis-server", "redis-server"),
-                "--port",
-                str(s.redis_port),
-                "--bind",
-                host,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(state_dir),
+                str(
+                    redis_server.write_config(
+                        state_dir / "redis.conf", s.redis_port, redis_password, state_dir
+                    )
+                ),
             ],
             port=s.redis_port,
-            ready=redis_pong(host, s.redis_port),
+            ready=lambda: redis_server.answers(redis_url),
         ),
         Component(
             name="prometheus",
@@ -100,6 +98,15 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
         worker("primary", s.primary_port, ""),
         worker("burst", s.burst_port, "bursty-"),
         Component(
+            name="haproxy",
+            argv=haproxy.haproxy_command(
+                require_binary("haproxy", "haproxy"), haproxy.prepare_config(state_dir / "haproxy")
+            ),
+            port=s.proxy_port,
+            ready=lambda: haproxy.is_ready(proxy),
+            env=haproxy.proxy_env(proxy, f"{host}:{s.primary_port}", f"{host}:{s.burst_port}"),
+        ),
+        Component(
             name="frontend",
             argv=[*istio_burst, "frontend"],
             port=s.frontend_port,
@@ -108,7 +115,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
                 **common,
                 "HOST": host,
                 "PORT": str(s.frontend_port),
-                "PROCESSOR_URL": f"primary={worker_url['primary']},burst={worker_url['burst']}",
+                "PROCESSOR_URL": proxy.url,
             },
             hint="If it says the page's assets are missing, run ./run setup.",
         ),
@@ -121,36 +128,60 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
                 **common,
                 "HOST": host,
                 "PORT": str(s.watcher_port),
-                "ACTUATOR": "local",
+                "ACTUATOR": "haproxy",
+                "HAPROXY_RUNTIME_API": proxy.runtime_api,
                 "PROMETHEUS_URL": f"http://{host}:{s.prometheus_port}",
                 "QUERY": LOCAL_QUERY,
                 "MODE": s.mode,
                 "HIGH": str(s.high),
                 "LOW": str(s.low),
                 "STABILIZATION_WINDOW": str(s.stabilization_window),
-                "BURST_HEALTH_URL": f"{worker_url['burst']}/_healthz",
                 "BURST_ERROR_QUERY": LOCAL_BURST_ERROR_QUERY,
             },
         ),
     ]
 
 
-def preflight(components: list[Component], bind: str) -> None:
-    for c in components:
-        if port_in_use(bind, c.port):
+def preflight(components: list[Component], s: Settings) -> None:
+    # HAProxy listens on two more ports than its component's own.
+    ports = [(c.port, c.name) for c in components] + [
+        (s.proxy_metrics_port, "haproxy exporter"),
+        (s.proxy_api_port, "haproxy runtime API"),
+    ]
+    for port, name in ports:
+        host = redis_server.REDIS_HOST if name == "redis" else s.bind
+        if port_in_use(host, port):
             flag = {
                 "redis": "redis",
                 "prometheus": "prometheus",
                 "worker-primary": "primary",
                 "worker-burst": "burst",
+                "haproxy": "proxy",
+                "haproxy exporter": "proxy-metrics",
+                "haproxy runtime API": "proxy-api",
                 "frontend": "frontend",
                 "watcher": "watcher",
-            }[c.name]
+            }[name]
             raise DemoError(
-                f"port {c.port} ({c.name}) is already in use. Stop what listens there "
-                f"(ss -ltnp 'sport = :{c.port}') or pick another: --{flag}-port PORT "
-                f"(env DEMO_{flag.upper()}_PORT)."
+                f"port {port} ({name}) is already in use. Stop what listens there "
+                f"(ss -ltnp 'sport = :{port}') or pick another: --{flag}-port PORT "
+                f"(env DEMO_{flag.upper().replace('-', '_')}_PORT)."
             )
+
+
+def where(component: Component, s: Settings, state_dir: Path) -> str:
+    """What to print beside a ready component: its address (no password)."""
+    if component.name == "redis":
+        return (
+            f"redis://{redis_server.REDIS_HOST}:{component.port} "
+            f"(password in {state_dir / 'redis.conf'})"
+        )
+    if component.name == "haproxy":
+        return (
+            f"http://{s.bind}:{component.port}  metrics http://{s.bind}:{s.proxy_metrics_port}"
+            f"/metrics  runtime API tcp://{s.bind}:{s.proxy_api_port}"
+        )
+    return f"http://{s.bind}:{component.port}"
 
 
 def run(settings: Settings) -> int:
@@ -177,13 +208,13 @@ def run(settings: Settings) -> int:
     exit_code = 0
     try:
         components = build_components(settings, state_dir)
-        preflight(components, settings.bind)
+        preflight(components, settings)
         say(f"starting String Hashr (logs: {log_dir}/<component>.log)")
         for component in components:
             supervisor.start(component)
             if supervisor.stop_requested.is_set():
                 break
-            say(f"  ready  {component.name:<15} http://{settings.bind}:{component.port}")
+            say(f"  ready  {component.name:<15} {where(component, settings, state_dir)}")
         else:
             say("")
             say(f"String Hashr is running: open http://{settings.bind}:{settings.frontend_port}")

@@ -19,7 +19,24 @@ class DemoSettings(ServiceSettings):
     primary_port: int = Field(8081, ge=1, le=65535, description="worker of the primary side")
     burst_port: int = Field(8082, ge=1, le=65535, description="worker of the burst side")
     watcher_port: int = Field(8090, ge=1, le=65535, description="watcher /status /metrics")
-    redis_port: int = Field(6380, ge=1, le=65535, description="redis-server started by the demo")
+    redis_port: int = Field(
+        6380, ge=1, le=65535, description="redis-server started by the demo (on 127.0.0.1 only)"
+    )
+    redis_password: str = Field(
+        "",
+        pattern=r"^[^\s]*$",
+        description="password of the demo's Redis, given to every service in REDIS_URL "
+        "(default: a new random one at each start)",
+    )
+    proxy_port: int = Field(
+        8083, ge=1, le=65535, description="HAProxy, the data plane: the frontend sends here"
+    )
+    proxy_metrics_port: int = Field(
+        8404, ge=1, le=65535, description="HAProxy's Prometheus exporter (/metrics)"
+    )
+    proxy_api_port: int = Field(
+        9999, ge=1, le=65535, description="HAProxy's runtime API (the watcher sets weights there)"
+    )
     prometheus_port: int = Field(9090, ge=1, le=65535, description="Prometheus started by the demo")
     mode: Literal["switch", "overflow"] = Field("switch", description="watcher mode")
     high: float = Field(15, gt=0, description="req/s above which traffic bursts")
