@@ -21,11 +21,13 @@ import pytest
 import yaml
 
 from istio_burst.core.settings import ServiceSettings
+from istio_burst.demo.haproxy import config_template
 from istio_burst.frontend.main import Settings as FrontendSettings
 from istio_burst.watcher.main import Settings as WatcherSettings
 from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
 from istio_burst.worker.main import Settings as WorkerSettings
 from tests.support.frontend import start_frontend
+from tests.support.haproxy import HAProxyServer
 from tests.support.ports import free_port
 from tests.support.processes import ISTIO_BURST, ManagedProcess
 from tests.support.prometheus import PrometheusServer
@@ -75,14 +77,20 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "prometheus", *OUR_SERVICES}
+    assert set(services) == {"redis", "prometheus", "haproxy", *OUR_SERVICES}
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["worker-burst"]["environment"]["PREFIX"] == "bursty-"
     assert "PREFIX" not in services["worker-primary"]["environment"]
-    for dependency in ("worker-primary", "worker-burst", "redis"):
-        condition = services["frontend"]["depends_on"][dependency]["condition"]
-        assert condition == "service_healthy", dependency
+    for service, dependency in [
+        ("frontend", "haproxy"),
+        ("frontend", "redis"),
+        ("haproxy", "worker-primary"),
+        ("haproxy", "worker-burst"),
+        ("istiowatcher", "haproxy"),
+    ]:
+        condition = services[service]["depends_on"][dependency]["condition"]
+        assert condition == "service_healthy", (service, dependency)
 
 
 @pytest.mark.parametrize("service", sorted(OUR_SERVICES))
@@ -111,9 +119,37 @@ def test_ports_agree_with_port_setting_healthcheck_and_prometheus_targets(
 
 def test_the_watcher_reads_what_the_demo_reads(compose: dict[str, Any]) -> None:
     env = env_of(compose, "istiowatcher")
-    assert env["ACTUATOR"] == "local"
+    assert env["ACTUATOR"] == "haproxy"
+    assert env["HAPROXY_RUNTIME_API"] == "tcp://haproxy:9999"
     assert env["QUERY"] == LOCAL_QUERY
     assert env["BURST_ERROR_QUERY"] == LOCAL_BURST_ERROR_QUERY
+    assert env_of(compose, "frontend")["PROCESSOR_URL"] == "http://haproxy:8081"
+
+
+def test_haproxy_runs_the_demos_config_whose_defaults_are_composes(
+    compose: dict[str, Any],
+) -> None:
+    """One config for both: compose mounts the package's file, whose defaults name compose's
+    services and ports (the demo sets HAPROXY_* to its own)."""
+    service = compose["services"]["haproxy"]
+    assert service["image"].startswith("haproxy:2.6")
+    mounts = {v.split(":")[1]: Path(v.split(":")[0]) for v in service["volumes"]}
+    config = mounts["/usr/local/etc/haproxy/haproxy.cfg"]
+    assert config.read_text() == config_template()
+    text = config.read_text()
+    for default in (
+        "${HAPROXY_BIND-:8081}",
+        "${HAPROXY_METRICS_BIND-:8404}",
+        "${HAPROXY_RUNTIME_BIND-ipv4@0.0.0.0:9999}",
+        "${HAPROXY_PRIMARY-worker-primary:8081}",
+        "${HAPROXY_BURST-worker-burst:8081}",
+    ):
+        assert default in text, default
+    assert "haproxy:8404" in {
+        t
+        for group in orjson.loads((ROOT / "prometheus/targets-compose/targets.json").read_bytes())
+        for t in group["targets"]
+    }
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +171,7 @@ def test_each_healthcheck_answers_200_on_the_real_service(
     def file_env(service: str) -> dict[str, str]:  # the port is chosen free here
         return {k: v for k, v in env_of(compose, service).items() if k != "PORT"}
 
-    started: list[ManagedProcess] = []
+    started: list[ManagedProcess | HAProxyServer] = []
     try:
         env = {**file_env("worker-burst"), **local}
         worker, worker_url = start_worker(redis_server, tmp_path, **env)
@@ -150,13 +186,23 @@ def test_each_healthcheck_answers_200_on_the_real_service(
         _, path = health_url(compose, "frontend")
         assert httpx.get(frontend_url + path, timeout=5).status_code == 200
 
+        workdir = tmp_path / "haproxy"
+        workdir.mkdir()
+        worker_address = worker_url.removeprefix("http://")
+        proxy = HAProxyServer(workdir, worker_address, worker_address)
+        proxy.start()
+        started.append(proxy)
+        health_port, path = health_url(compose, "haproxy")
+        assert health_port == 8404, "the exporter's port in the config"
+        assert httpx.get(f"http://{proxy.metrics_address}{path}", timeout=5).status_code == 200
+
         port = free_port()
         env = {
             **env_of(compose, "istiowatcher"),
             **local,
             "PORT": str(port),
             "PROMETHEUS_URL": local_prometheus.url,
-            "BURST_HEALTH_URL": f"{worker_url}/_healthz",
+            "HAPROXY_RUNTIME_API": proxy.runtime_api,
         }
         watcher = ManagedProcess("watcher", [ISTIO_BURST, "watcher"], tmp_path, env).start()
         started.append(watcher)

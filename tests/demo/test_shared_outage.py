@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -78,7 +79,7 @@ async def test_a_redis_restart_does_not_keep_traffic_off_burst(
             outage_ended = time.monotonic()
 
             # Serving again: hashes published after Redis returned (not the ones it held).
-            returned_at, fresh = time.time(), []
+            returned_at, fresh = time.time(), list[dict[str, Any]]()
             deadline = time.monotonic() + outage + 40
             while len(fresh) < 30:
                 assert time.monotonic() < deadline, f"only {len(fresh)} hashes since the outage"
