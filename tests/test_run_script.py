@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def minimal_path(tmp_path: Path, *, uid: int | None = None, with_apt: bool = False) -> str:
-    """A PATH with only the basics `run` uses: no redis-server, prometheus, chromium."""
+    """A PATH with only the basics `run` uses: no redis-server, prometheus, haproxy, chromium."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("dirname", "bash", "cat", "sha256sum", "cut", "grep", "sed"):
@@ -41,14 +41,14 @@ def run_script(path: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_without_apt_it_names_what_is_missing(tmp_path: Path) -> None:
     result = run_script(minimal_path(tmp_path, uid=0), "demo")
     assert result.returncode == 1
-    assert "missing: redis-server prometheus" in result.stderr
+    assert "missing: redis-server prometheus haproxy" in result.stderr
     assert "install them with your system's package manager" in result.stderr
 
 
 def test_not_root_on_debian_it_says_the_apt_command(tmp_path: Path) -> None:
     result = run_script(minimal_path(tmp_path, uid=1000, with_apt=True), "test")
     assert result.returncode == 1
-    assert "sudo apt-get install redis-server prometheus chromium" in result.stderr
+    assert "sudo apt-get install redis-server prometheus haproxy chromium" in result.stderr
     assert "apt-get must not be called" not in result.stderr
 
 
