@@ -1,0 +1,60 @@
+"""The page's Routing card in the demo, in real Chromium: it says HAProxy applies the weights,
+and shows the weights the watcher set there once the load bursts (INTERFACES.md item 3)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from tests.demo.conftest import demo_argv, demo_ports
+from tests.support.browser import chromium
+from tests.support.frontend import Page
+from tests.support.processes import ManagedProcess
+
+PAGE_SOURCES = ("static/app.js", "templates/index.html")
+
+
+def page_names_haproxy() -> bool:
+    frontend = resources.files("istio_burst.frontend")
+    return any("HAProxy" in frontend.joinpath(name).read_text() for name in PAGE_SOURCES)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not page_names_haproxy(),
+    reason="the page predates the Routing card of issue 9 (frontend branch): nothing names HAProxy",
+)
+async def test_the_routing_card_shows_haproxy_and_the_weights_it_was_given(
+    tmp_path: Path,
+) -> None:
+    ports = demo_ports()
+    demo = ManagedProcess("demo", demo_argv(tmp_path / "state", ports), tmp_path).start()
+    try:
+        demo.wait_until(lambda: "String Hashr is running" in demo.output(), 90, "demo ready")
+        url = f"http://127.0.0.1:{ports['frontend']}"
+        async with chromium() as browser, Page(url) as page:
+            screen = await browser.new_page()
+            await screen.goto(url)
+            text = screen.locator("#routing-text")
+            await screen.wait_for_function(
+                "() => document.querySelector('#routing-text').textContent.includes('HAProxy')",
+                timeout=20_000,
+            )
+            assert "HAProxy" in await text.inner_text()
+
+            await page.set_frequency(30)
+            await screen.wait_for_function(
+                "() => document.querySelector('#weight-burst')"
+                ".getAttribute('aria-valuenow') === '100'",
+                timeout=40_000,
+            )
+            assert await screen.locator("#weight-primary").get_attribute("aria-valuenow") == "0"
+            await screen.wait_for_function(
+                "() => /burst [1-9]/.test(document.querySelector('#measured-split').textContent)",
+                timeout=20_000,
+            )
+            await page.set_frequency(0)
+    finally:
+        demo.stop()
