@@ -1,4 +1,5 @@
-"""What the frontend benchmarks share: a throwaway Redis + worker + frontend, and /proc figures."""
+"""What the frontend benchmarks share: a throwaway Redis + worker (+ HAProxy) + frontend, and
+/proc figures."""
 
 from __future__ import annotations
 
@@ -9,21 +10,57 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.frontend import Stack, start_stack
+from tests.support.frontend import Stack, new_channel, start_frontend
+from tests.support.haproxy import HAProxyServer
 from tests.support.redis_server import RedisServer
+from tests.support.services import start_worker
+
+
+def through_proxy() -> bool:
+    """BENCH_THROUGH_PROXY (default 1): the frontend sends through HAProxy, as in the demo."""
+    return os.environ.get("BENCH_THROUGH_PROXY", "1") not in ("0", "false", "no")
+
+
+def hop_label() -> str:
+    return " via haproxy" if through_proxy() else ""
 
 
 @contextmanager
 def frontend_stack(**frontend_env: str) -> Iterator[Stack]:
-    """Redis, one worker and `istio-burst frontend` on free ports; all stopped afterwards."""
+    """Redis, one worker and `istio-burst frontend` on free ports; all stopped afterwards.
+
+    With BENCH_THROUGH_PROXY (the default) the frontend's PROCESSOR_URL is a real HAProxy with the
+    demo's config in front of the worker (both servers on it, weights 100/0): the demo's hop.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-frontend-") as tmp:
-        redis = RedisServer(Path(tmp)).start()
+        workdir = Path(tmp)
+        redis = RedisServer(workdir).start()
+        proxy: HAProxyServer | None = None
         try:
-            stack = start_stack(redis, Path(tmp), LOG_LEVEL="WARNING", **frontend_env)
+            channel = new_channel()
+            worker, worker_url = start_worker(redis, workdir, CHANNEL=channel)
+            try:
+                target = worker_url
+                if through_proxy():
+                    (workdir / "haproxy").mkdir()
+                    address = worker_url.removeprefix("http://")
+                    proxy = HAProxyServer(workdir / "haproxy", address, address).start()
+                    target = proxy.url
+                frontend, url = start_frontend(
+                    redis, workdir, target, CHANNEL=channel, LOG_LEVEL="WARNING", **frontend_env
+                )
+            except BaseException:
+                worker.stop()
+                if proxy is not None:
+                    proxy.stop()
+                raise
+            stack = Stack(redis, worker, frontend, url, channel)
             try:
                 yield stack
             finally:
                 stack.stop()
+                if proxy is not None:
+                    proxy.stop()
         finally:
             redis.stop()
 

@@ -5,7 +5,8 @@
 At BENCH_LATENCY_RATE requests/s (default 100) for BENCH_LATENCY_SECONDS (default 10) after 1 s
 of warm-up. Each hash carries the worker's publish time (HashMessage.published_at); the client
 notes when its batch arrived. Same machine, same clock. The frontend batches hashes for
-BATCH_WINDOW (default 0.03 s), which is part of what is measured.
+BATCH_WINDOW (default 0.03 s), which is part of what is measured. The requests go through
+HAProxy as in the demo (BENCH_THROUGH_PROXY=0: directly to the worker).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 
-from bench._frontend import frontend_stack, seconds_from_env
+from bench._frontend import frontend_stack, hop_label, seconds_from_env
 from bench.table import Row
 from tests.support.frontend import Page
 
@@ -46,8 +47,15 @@ def main() -> list[Row]:
     seconds = seconds_from_env("BENCH_LATENCY_SECONDS", 10)
     delays = asyncio.run(measure(rate, seconds))
     if not delays:
-        return [Row(f"latency @{rate:g} req/s", "end-to-end", "no hashes arrived", "p99 ≤ 100 ms")]
-    name = f"latency @{rate:g} req/s"
+        return [
+            Row(
+                f"latency @{rate:g} req/s{hop_label()}",
+                "end-to-end",
+                "no hashes arrived",
+                "p99 ≤ 100 ms",
+            )
+        ]
+    name = f"latency @{rate:g} req/s{hop_label()}"
     ms = [d * 1000 for d in delays]
     return [
         Row(name, "end-to-end p50", f"{statistics.median(ms):.1f} ms ({len(ms)} hashes)"),

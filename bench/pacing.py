@@ -4,7 +4,8 @@
 
 BENCH_PACING_SECONDS (default 10) is the measured time per rate, after 1 s of warm-up;
 BENCH_PACING_RATES (default 5,20,100,500,1000) the rates. Sent = ok + failed (skipped requests,
-over the in-flight cap, are not sent). One worker answers, on the same 2-core machine.
+over the in-flight cap, are not sent). One worker answers, through HAProxy as in the demo
+(BENCH_THROUGH_PROXY=0: directly), on the same 2-core machine.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench._frontend import frontend_stack, seconds_from_env
+from bench._frontend import frontend_stack, hop_label, seconds_from_env
 from bench.table import Row
 from istio_burst.core.contracts import (
     FRONTEND_REQUESTS_METRIC,
@@ -58,7 +59,7 @@ async def measure(stack: Stack, rate: float, seconds: float) -> Row:
     if delta[OUTCOME_FAILED] or delta[OUTCOME_SKIPPED]:
         note += f"; {delta[OUTCOME_FAILED]:.0f} failed, {delta[OUTCOME_SKIPPED]:.0f} skipped"
     return Row(
-        f"pacing {rate:g} req/s",
+        f"pacing {rate:g} req/s{hop_label()}",
         "achieved/requested",
         note + ")",
         "1.00 ± 0.02",

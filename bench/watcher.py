@@ -1,9 +1,10 @@
 """The watcher's reaction times and its steadiness, with a real Prometheus scraping every second.
 
-A real `istio-burst watcher` (local actuator, default settings: 1 s interval, HIGH 15, LOW 10,
-10 s stabilization window, 5 s dwell) reads the local demo's query from a real Prometheus that
-scrapes, every second, an exporter whose request counter this bench drives. Weight changes are
-timed as the frontend's router sees them: on the Redis routing channel.
+A real `istio-burst watcher` (haproxy actuator, default settings: 1 s interval, HIGH 15, LOW 10,
+10 s stabilization window, 5 s dwell) reads a request rate from a real Prometheus that scrapes,
+every second, an exporter whose request counter this bench drives. Weight changes are timed as
+the data plane has them: the weights of a real HAProxy (the demo's config), polled on its runtime
+API every 50 ms.
 
 - 5 -> 30 req/s: seconds until the weights go to burst (target <= 5 s);
 - 30 -> 3 req/s: seconds until they come back (target <= window + 5 s);
@@ -24,27 +25,35 @@ import time
 from pathlib import Path
 
 import httpx
-import redis
 
 from bench.table import Row, print_table
-from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, ROUTING_CHANNEL, Weights
-from tests.support.channel import next_message
+from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Weights
 from tests.support.exporter import LoadExporter
+from tests.support.haproxy import HAProxyServer, runtime_command
+from tests.support.ports import free_port
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer
-from tests.support.watcher import start_watcher
+from tests.support.watcher import metric_value, start_watcher
 
 WINDOW = 10.0
 HIGH = 15.0
 
 
-def _wait_weights(pubsub: redis.client.PubSub, want: Weights, timeout: float) -> float | None:
-    """Seconds until `want` is published on the routing channel, or None."""
+def _weights(proxy: HAProxyServer) -> Weights:
+    primary, burst = (
+        int(runtime_command(proxy.runtime_api, f"get weight workers/{name}").split()[0])
+        for name in ("primary", "burst")
+    )
+    return Weights(primary, burst)
+
+
+def _wait_weights(proxy: HAProxyServer, want: Weights, timeout: float) -> float | None:
+    """Seconds until HAProxy has the weights `want`, or None."""
     started = time.monotonic()
-    while (left := timeout - (time.monotonic() - started)) > 0:
-        raw = next_message(pubsub, left)
-        if raw is not None and Weights.decode(raw) == want:
+    while time.monotonic() - started < timeout:
+        if _weights(proxy) == want:
             return time.monotonic() - started
+        time.sleep(0.05)
     return None
 
 
@@ -72,15 +81,16 @@ def main() -> list[Row]:
         prom_dir.mkdir()
         prometheus = PrometheusServer(prom_dir, {"frontend": [load.target]}).start()
         watcher = None
-        client = redis.Redis.from_url(redis_server.url)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        (workdir / "haproxy").mkdir()
+        nowhere = f"127.0.0.1:{free_port()}"  # weights are set whether the servers are up or not
+        proxy = HAProxyServer(workdir / "haproxy", nowhere, nowhere).start()
         try:
-            pubsub.subscribe(ROUTING_CHANNEL)
             load.set_rate(5)
             watcher, url = start_watcher(
                 workdir,
                 prometheus.url,
-                ACTUATOR="local",
+                ACTUATOR="haproxy",
+                HAPROXY_RUNTIME_API=proxy.runtime_api,
                 REDIS_URL=redis_server.host_port,
                 INTERVAL="1",
                 MIN_DWELL="5",
@@ -91,26 +101,25 @@ def main() -> list[Row]:
             _wait_reading(url, 4, 6)
 
             load.set_rate(30)
-            to_burst = _wait_weights(pubsub, BURST_ONLY, 30)
+            to_burst = _wait_weights(proxy, BURST_ONLY, 30)
             _wait_reading(url, 25, 35)
 
             load.set_rate(3)
-            back = _wait_weights(pubsub, PRIMARY_ONLY, 60)
+            back = _wait_weights(proxy, PRIMARY_ONLY, 60)
             _wait_reading(url, 2, 4)
             time.sleep(6)  # past the dwell time
 
-            changes = 0
+            writes_before = metric_value(url, "hashr_watcher_writes_total")
             started = time.monotonic()
             while (elapsed := time.monotonic() - started) < oscillation_seconds:
                 load.set_rate(HIGH * (1 + 0.2 * math.sin(2 * math.pi * elapsed / 10)))
-                if next_message(pubsub, 0.25) is not None:
-                    changes += 1
+                time.sleep(0.25)
+            changes = int(metric_value(url, "hashr_watcher_writes_total") - writes_before)
             load.set_rate(0)
         finally:
             if watcher is not None:
                 watcher.stop()
-            pubsub.close()
-            client.close()
+            proxy.stop()
             prometheus.stop()
             load.stop()
             redis_server.stop()

@@ -2,8 +2,8 @@
 
 Only what depends on this machine is replaced: the port (a free one), the addresses of Redis and
 Prometheus (real ones started here), and the watcher's actuator: `istio` needs a Kubernetes API
-server, which cannot run on these machines, so it runs with `local` (the probes' paths do not
-depend on the actuator). Redis runs with the manifest's own arguments.
+server, which cannot run on these machines, so it runs with `haproxy` against a real HAProxy (the
+probes' paths do not depend on the actuator). Redis runs with the manifest's own arguments.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tests.manifests.manifests import (
     name_of,
     resolved_env,
 )
+from tests.support.haproxy import HAProxyServer
 from tests.support.ports import free_port
 from tests.support.processes import ISTIO_BURST, ManagedProcess, require_binary
 from tests.support.prometheus import PrometheusServer
@@ -58,15 +59,27 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HAProxyServer]:
+    """A real HAProxy (the demo's config) for the watcher's actuator; no worker behind it."""
+    nowhere = f"127.0.0.1:{free_port()}"
+    server = HAProxyServer(tmp_path_factory.mktemp("haproxy"), nowhere, nowhere).start()
+    yield server
+    server.stop()
+
+
 @dataclass(frozen=True)
 class Backends:
     redis: RedisServer
     prometheus: PrometheusServer
+    proxy: HAProxyServer
 
 
 @pytest.fixture
-def backends(redis_server: RedisServer, prometheus: PrometheusServer) -> Backends:
-    return Backends(redis_server, prometheus)
+def backends(
+    redis_server: RedisServer, prometheus: PrometheusServer, proxy: HAProxyServer
+) -> Backends:
+    return Backends(redis_server, prometheus, proxy)
 
 
 def local_env(deployment: Obj, container: Obj, backends: Backends) -> dict[str, str]:
@@ -77,7 +90,8 @@ def local_env(deployment: Obj, container: Obj, backends: Backends) -> dict[str, 
     if "PROMETHEUS_URL" in env:
         env["PROMETHEUS_URL"] = backends.prometheus.url
     if env.get("ACTUATOR") == "istio":
-        env["ACTUATOR"] = "local"
+        env["ACTUATOR"] = "haproxy"
+        env["HAPROXY_RUNTIME_API"] = backends.proxy.runtime_api
     return env
 
 
