@@ -47,6 +47,7 @@ def proxy(tmp_path: Path, workers: tuple[str, str]) -> Iterator[HAProxyServer]:
 
 @pytest.fixture
 def load() -> Iterator[LoadExporter]:
+    """A /metrics exporter whose request counter the test drives (as tests/watcher's)."""
     exporter = LoadExporter().start()
     yield exporter
     exporter.stop()

@@ -42,11 +42,8 @@ class HAProxyServer:
         return self.ports.metrics_address
 
     def start(self, timeout: float = 20.0) -> HAProxyServer:
-        argv = haproxy_command(require_binary("haproxy"), self.config_path)
-        self._proc = ManagedProcess(
-            f"haproxy-{self.ports.port}", argv, self.workdir, self.env
-        ).start()
-        self._proc.wait_until(lambda: is_ready(self.ports), timeout, "haproxy ready")
+        proc = self.start_unchecked()
+        proc.wait_until(lambda: is_ready(self.ports), timeout, "haproxy ready")
         return self
 
     def start_unchecked(self) -> ManagedProcess:
