@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,26 +22,36 @@ from tests.support.redis_server import RedisServer
 from tests.support.services import start_worker
 
 
+@dataclass
+class Workers:
+    primary: ManagedProcess
+    burst: ManagedProcess
+    primary_address: str  # host:port
+    burst_address: str
+
+
 @pytest.fixture
-def workers(tmp_path: Path, own_redis: RedisServer) -> Iterator[tuple[str, str]]:
-    """Worker primary (no prefix) and worker burst (`bursty-`): their `host:port`."""
+def workers(tmp_path: Path, own_redis: RedisServer) -> Iterator[Workers]:
+    """Worker primary (no prefix) and worker burst (`bursty-`), real, on the test's Redis."""
     started: list[ManagedProcess] = []
     try:
         primary, primary_url = start_worker(own_redis, tmp_path, CLUSTER="primary")
         started.append(primary)
         burst, burst_url = start_worker(own_redis, tmp_path, prefix="bursty-", CLUSTER="burst")
         started.append(burst)
-        yield primary_url.removeprefix("http://"), burst_url.removeprefix("http://")
+        yield Workers(
+            primary, burst, primary_url.removeprefix("http://"), burst_url.removeprefix("http://")
+        )
     finally:
         for proc in started:
             proc.stop()
 
 
 @pytest.fixture
-def proxy(tmp_path: Path, workers: tuple[str, str]) -> Iterator[HAProxyServer]:
+def proxy(tmp_path: Path, workers: Workers) -> Iterator[HAProxyServer]:
     workdir = tmp_path / "haproxy"
     workdir.mkdir()
-    server = HAProxyServer(workdir, *workers).start()
+    server = HAProxyServer(workdir, workers.primary_address, workers.burst_address).start()
     yield server
     server.stop()
 

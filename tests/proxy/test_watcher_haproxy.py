@@ -1,16 +1,20 @@
 """`istio-burst watcher` with ACTUATOR=haproxy against a real HAProxy in front of two real
 workers: the weights it sets are what the proxy uses for real requests; a weight changed by hand
-is noticed; a dead proxy is reported and the watcher recovers when it returns."""
+is noticed; a dead proxy, a blind Prometheus and a failing burst side are reported, the weights
+held or moved to safety, and the watcher recovers when they return."""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
-from istio_burst.watcher.settings import LOCAL_QUERY
-from tests.proxy.conftest import PacedSender, send_requests
+from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
+from tests.proxy.conftest import PacedSender, Workers, send_requests
 from tests.support.exporter import LoadExporter
 from tests.support.haproxy import HAProxyServer, runtime_command
 from tests.support.processes import ManagedProcess
@@ -172,5 +176,113 @@ def test_haproxy_killed_holds_reports_not_ready_and_recovers(
         wait_proxy_weights(proxy, (0, 100), proc)  # read again, decided again, written
         wait_status(proc, url, lambda s: s["ready"], timeout=30)
         assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+    finally:
+        proc.stop()
+
+
+def test_prometheus_gone_holds_the_weights_and_reports_not_ready_then_resumes(
+    tmp_path: Path,
+    load: LoadExporter,
+    prometheus: PrometheusServer,
+    proxy: HAProxyServer,
+    own_redis: RedisServer,
+) -> None:
+    load.set_rate(30)
+    proc, url = haproxy_watcher(tmp_path, prometheus, proxy, own_redis)
+    try:
+        wait_proxy_weights(proxy, (0, 100), proc)
+        prometheus.stop()
+        load.set_rate(0)  # the original would now read "no answer" as 0 req/s and flip back
+        down = wait_status(proc, url, lambda s: not s["ready"])
+        assert down["reading_kind"] == "unreachable"
+        assert down["weights"] == {"primary": 0, "burst": 100}
+        response = httpx.get(url + "/healthz", timeout=5)
+        assert response.status_code == 503
+        assert "bad readings in a row" in response.json()["reason"]
+        assert metric_value(url, "hashr_watcher_read_errors_total", kind="unreachable") >= 3
+        assert metric_value(url, "hashr_watcher_ready") == 0
+        time.sleep(2)  # blind for a while longer: still nothing written
+        assert proxy_weights(proxy) == (0, 100)
+
+        prometheus.start()
+        wait_status(proc, url, lambda s: s["ready"], timeout=30)
+        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+        # Readings again: the rate is now really low, so after the window it goes back.
+        wait_proxy_weights(proxy, (100, 0), proc)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def start_haproxy_watcher(
+    tmp_path: Path, prometheus: PrometheusServer, proxy: HAProxyServer, own_redis: RedisServer
+) -> Callable[..., tuple[ManagedProcess, str]]:
+    return functools.partial(haproxy_watcher, tmp_path, prometheus, proxy, own_redis)
+
+
+def test_a_dead_burst_worker_seen_by_haproxy_sends_traffic_back_to_primary(
+    tmp_path: Path,
+    load: LoadExporter,
+    proxy: HAProxyServer,
+    workers: Workers,
+    start_haproxy_watcher: Callable[..., tuple[ManagedProcess, str]],
+) -> None:
+    """The demo's burst-health signal: HAProxy's health checks of server burst."""
+    load.set_rate(30)
+    proc, url = start_haproxy_watcher(
+        BURST_ERROR_QUERY=LOCAL_BURST_ERROR_QUERY,
+        BURST_BACKOFF="3",
+    )
+    burst = workers.burst
+    try:
+        wait_proxy_weights(proxy, (0, 100), proc)
+        burst.stop()  # the burst side dies while it has all the traffic; primary is fine
+
+        wait_proxy_weights(proxy, (100, 0), proc)
+        state = wait_status(proc, url, lambda s: s["burst_health"]["healthy"] is False)
+        assert state["last_change"]["reason"] == "burst_unhealthy"
+        assert state["reading"] > 15, "the load still asks for burst"
+        time.sleep(4)  # past the back-off, burst still down: no burst into a dead side
+        assert proxy_weights(proxy) == (100, 0)
+
+        burst = ManagedProcess("burst-again", burst.argv, tmp_path, burst.env).start()
+        burst.wait_http_ok(f"http://{workers.burst_address}/_healthz")
+        wait_proxy_weights(proxy, (0, 100), proc)  # up again in HAProxy's checks: bursts again
+    finally:
+        proc.stop()
+        burst.stop()
+
+
+def test_burst_error_ratio_over_the_limit_sends_traffic_back(
+    tmp_path: Path,
+    load: LoadExporter,
+    prometheus: PrometheusServer,
+    proxy: HAProxyServer,
+    own_redis: RedisServer,
+) -> None:
+    """BURST_ERROR_QUERY is any PromQL ratio: here the LoadExporter's failed share to burst."""
+    load.set_rate(30, target="primary")
+    proc, url = haproxy_watcher(
+        tmp_path,
+        prometheus,
+        proxy,
+        own_redis,
+        BURST_ERROR_QUERY=(
+            'sum(rate(hashr_frontend_requests_total{target="burst",outcome="failed"}[5s]))'
+            ' / sum(rate(hashr_frontend_requests_total{target="burst"}[5s]))'
+        ),
+        MAX_BURST_ERROR_RATIO="0.2",
+        BURST_BACKOFF="60",
+    )
+    try:
+        wait_proxy_weights(proxy, (0, 100), proc)
+        load.set_rate(0, target="primary")
+        load.set_rate(8, target="burst", outcome="ok")
+        load.set_rate(22, target="burst", outcome="failed")
+        wait_proxy_weights(proxy, (100, 0), proc)
+        state = status(url)
+        assert state["last_change"]["reason"] == "burst_unhealthy"
+        assert "error ratio" in state["burst_health"]["detail"]
+        assert state["reading"] > 15
     finally:
         proc.stop()
