@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,6 +48,23 @@ def test_missing_binary_is_named(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "redis-server is not installed" in result.stdout
     assert "./run demo" in result.stdout
+
+
+def test_missing_haproxy_is_named(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("redis-server", "prometheus"):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    result = subprocess.run(
+        demo_argv(tmp_path / "state", demo_ports()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": str(bin_dir)},
+    )
+    assert result.returncode == 1
+    assert "haproxy is not installed" in result.stdout
+    assert processes_mentioning(str(tmp_path)) == []
 
 
 def test_low_threshold_must_be_below_high(tmp_path: Path) -> None:

@@ -117,5 +117,17 @@ async def test_a_redis_restart_does_not_keep_traffic_off_burst(
                     == 0
                 ), (decision, reason)
         assert demo.alive(), demo.output()
+
+        # The Redis every service used: password only, 127.0.0.1 only, the password in no log.
+        with (
+            redis.Redis(port=ports["redis"], socket_timeout=5) as anonymous,
+            pytest.raises(redis.AuthenticationError),
+        ):
+            anonymous.ping()
+        with redis.Redis.from_url(redis_url, socket_timeout=5) as client:
+            config = client.config_get("bind") | client.config_get("protected-mode")
+        assert config == {"bind": "127.0.0.1", "protected-mode": "yes"}, config
+        for log in (tmp_path / "state" / "logs").glob("*.log"):
+            assert PASSWORD not in log.read_text(errors="replace"), log.name
     finally:
         demo.stop()
