@@ -148,7 +148,8 @@ class WatcherSettings(ServiceSettings):
     haproxy_backend: str = Field(
         "workers",
         min_length=1,
-        description="haproxy: the backend whose servers primary and burst carry the weights",
+        description="haproxy: the backend whose servers primary and burst carry the weights "
+        '(the local queries name it too: proxy="workers")',
     )
     namespace: str = Field(
         default_factory=pod_namespace,
