@@ -164,10 +164,8 @@ def test_effective_settings_are_logged_once_at_start_with_the_password_masked(
         PREFIX="bursty-",
     )
     try:
-        # Redis has no password here: publishing fails, visibly, and the worker stays up.
-        response = worker.http.post("/", json={"str": "abc"})
-        assert response.status_code == 503
-        assert "AUTH" in response.json()["detail"]
+        # Redis has no password here; its `default` user takes any password redis-py sends.
+        assert worker.http.post("/", json={"str": "abc"}).status_code == 200
     finally:
         worker.stop()
     lines = [json.loads(line) for line in worker.proc.output().splitlines() if line.startswith("{")]
