@@ -9,20 +9,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from istio_burst.core.http_errors import (
     JSONBytesResponse,
     install_error_handlers,
     readiness_response,
 )
-from istio_burst.core.metrics import (
-    ASGIApp,
-    Receive,
-    Scope,
-    Send,
-    StatusCounterMiddleware,
-    metrics_endpoint,
-)
+from istio_burst.core.metrics import StatusCounterMiddleware, metrics_endpoint
 from istio_burst.core.redis import create_client
 from istio_burst.worker import metrics
 from istio_burst.worker.endpoint import HASH_OPERATION, HashEndpoint

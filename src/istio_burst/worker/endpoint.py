@@ -11,10 +11,10 @@ import time
 
 import orjson
 from prometheus_client import Counter
+from starlette.types import Receive, Scope, Send
 
 from istio_burst.core.contracts import HashMessage
 from istio_burst.core.http_errors import error_response
-from istio_burst.core.metrics import Receive, Scope, Send
 from istio_burst.worker import metrics
 from istio_burst.worker.hashing import hash_string
 from istio_burst.worker.publisher import Publisher, PublishError
