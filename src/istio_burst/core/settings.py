@@ -2,7 +2,8 @@
 
 Each service declares a subclass of `ServiceSettings`; every field is one setting, its env var is
 the field name in upper case (PORT, REDIS_URL, PREFIX keep the original workshop's names), and
-`istio-burst <service> --help` is generated from the same fields, so the help cannot drift.
+`istio-burst <service> --help` is made from the same fields (core/cli_settings.py), so the help
+cannot drift.
 """
 
 from __future__ import annotations
