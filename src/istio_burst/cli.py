@@ -6,68 +6,42 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from istio_burst.core.cli_settings import add_settings_flags, settings_from_args
+from istio_burst.core.cli_settings import parse_settings
 
-
-@dataclass(frozen=True)
-class Subcommand:
-    name: str
-    module: str  # exposes `Settings` and `run(settings) -> int | None`
-    summary: str
-
-
-SUBCOMMANDS = (
-    Subcommand(
-        "worker",
-        "istio_burst.worker.main",
-        'HTTP worker: POST / {"str": ...} hashes it and publishes PREFIX+hash on Redis',
-    ),
-    Subcommand(
-        "frontend",
-        "istio_burst.frontend.main",
-        "web page with a frequency slider; drives the worker and streams hashes over socket.io",
-    ),
-    Subcommand(
-        "watcher",
-        "istio_burst.watcher.main",
-        "reads the request rate from Prometheus; shifts worker traffic between primary and burst",
-    ),
-    Subcommand(
-        "demo",
-        "istio_burst.demo.main",
-        "the whole system on this machine: redis, prometheus, two workers, frontend, watcher",
-    ),
-)
+# Each is the package `istio_burst.<name>`, whose `main` module has `Settings` and
+# `run(settings) -> int | None`. Only the chosen one is imported (the watcher's is slow).
+COMMANDS = {
+    "worker": 'HTTP worker: POST / {"str": ...} hashes it and publishes PREFIX+hash on Redis',
+    "frontend": "web page with a frequency slider; drives the worker and streams hashes over "
+    "socket.io",
+    "watcher": "reads the request rate from Prometheus; shifts worker traffic between primary "
+    "and burst",
+    "demo": "the whole system on this machine: redis, prometheus, two workers, frontend, watcher",
+}
 
 
-def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+def top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="istio-burst",
         description="String Hashr: cloud bursting with a service mesh. Settings come from "
-        "environment variables, a .env file in the working directory, and flags.",
+        "environment variables, a .env file in the working directory, and flags; "
+        "`istio-burst <command> --help` lists them.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    # Import only the chosen service (the watcher pulls in the kubernetes client, which is slow).
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    for spec in SUBCOMMANDS:
-        p = sub.add_parser(spec.name, help=spec.summary, description=spec.summary)
-        if spec.name == chosen:
-            module = importlib.import_module(spec.module)
-            add_settings_flags(p, module.Settings)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, summary in COMMANDS.items():
+        commands.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(args_list)
-    args = parser.parse_args(args_list)
-    spec = next(s for s in SUBCOMMANDS if s.name == args.command)
-    module = importlib.import_module(spec.module)
-    settings = settings_from_args(parser, module.Settings, args)
-    result = module.run(settings)
-    return int(result or 0)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        top_parser().parse_args(args[:1])  # prints usage or help, and exits
+    name = args[0]
+    service = importlib.import_module(f"istio_burst.{name}.main")
+    settings = parse_settings(service.Settings, f"istio-burst {name}", args[1:], COMMANDS[name])
+    return int(service.run(settings) or 0)
 
 
 if __name__ == "__main__":

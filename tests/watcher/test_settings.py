@@ -108,7 +108,7 @@ def test_help_lists_the_settings_and_a_bad_value_exits_with_a_message() -> None:
     assert shown.returncode == 0
     text = " ".join(shown.stdout.split())  # argparse wraps lines anywhere
     for name in ("PROMETHEUS_URL", "STABILIZATION_WINDOW", "BURST_ERROR_QUERY", "DRY_RUN"):
-        assert f"env {name}" in text
+        assert f"[env: {name}]" in text
     refused = subprocess.run(
         [ISTIO_BURST, "watcher", "--low", "30"], capture_output=True, text=True, timeout=60
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from istio_burst.cli import build_parser, main
-from istio_burst.core.cli_settings import settings_from_args
+from istio_burst.cli import main
+from istio_burst.core.cli_settings import parse_settings
 from istio_burst.worker.main import Settings
 from tests.support.processes import ISTIO_BURST
 from tests.support.redis_server import RedisServer
@@ -100,9 +100,8 @@ def test_dotenv_file_and_env_over_it(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "9004")
     monkeypatch.setenv("PREFIX", "from-env-")
-    argv = ["worker", "--port", "9005", "--redis-url", "redis://cache:6379/1"]
-    parser = build_parser(argv)
-    settings = settings_from_args(parser, Settings, parser.parse_args(argv))
+    argv = ["--port", "9005", "--redis-url", "redis://cache:6379/1"]
+    settings = parse_settings(Settings, "istio-burst worker", argv)
     assert settings.port == 9005
     assert settings.redis_url == "redis://cache:6379/1"
     assert settings.prefix == "from-env-"  # no flag given: the env var still counts
@@ -150,7 +149,7 @@ def test_help_lists_every_setting_with_its_env_var(tmp_path: Path) -> None:
     text = " ".join(result.stdout.split())  # argparse wraps lines anywhere
     for name in Settings.model_fields:
         assert f"--{name.replace('_', '-')}" in text
-        assert f"env {name.upper()};" in text, name
+        assert f"[env: {name.upper()}]" in text, name
 
 
 def test_effective_settings_are_logged_once_at_start_with_the_password_masked(
@@ -164,10 +163,8 @@ def test_effective_settings_are_logged_once_at_start_with_the_password_masked(
         PREFIX="bursty-",
     )
     try:
-        # Redis has no password here: publishing fails, visibly, and the worker stays up.
-        response = worker.http.post("/", json={"str": "abc"})
-        assert response.status_code == 503
-        assert "AUTH" in response.json()["detail"]
+        # Redis has no password here; its `default` user takes any password redis-py sends.
+        assert worker.http.post("/", json={"str": "abc"}).status_code == 200
     finally:
         worker.stop()
     lines = [json.loads(line) for line in worker.proc.output().splitlines() if line.startswith("{")]

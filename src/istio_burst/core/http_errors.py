@@ -12,9 +12,11 @@ _CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
+    431: "request_header_fields_too_large",
     503: "unavailable",
 }
 
@@ -26,6 +28,10 @@ class JSONBytesResponse(Response):
 
     def render(self, content: object) -> bytes:
         return orjson.dumps(content)
+
+
+def error_body(status: int, detail: str) -> bytes:
+    return orjson.dumps({"error": _CODES.get(status, "error"), "detail": detail})
 
 
 def error_response(status: int, detail: str) -> JSONBytesResponse:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -14,12 +11,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def metrics_response(registry: CollectorRegistry = REGISTRY) -> Response:

@@ -23,17 +23,18 @@ REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def create_client(url: str, *, timeout: float = 1.0) -> aioredis.Redis:
+def create_client(url: str, *, timeout: float = 1.0, retries: int = 1) -> aioredis.Redis:
     """A client whose every connect and command gives up after `timeout` seconds.
 
     One quick retry covers the common case of a connection that went stale while Redis restarted;
-    anything longer is the caller's decision (answer 503, retry later).
+    anything longer is the caller's decision (answer 503, retry later). Commands that must not
+    run twice (PUBLISH: the reply to the first try may have been lost) want `retries=0`.
     """
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=1),
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         health_check_interval=0,
     )

@@ -1,15 +1,20 @@
-"""Running an ASGI app: uvicorn with uvloop and httptools, graceful shutdown on SIGTERM/SIGINT."""
+"""Running an ASGI app: uvicorn with uvloop and httptools within the HTTP limits, graceful
+shutdown on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from istio_burst.core.http_errors import error_response
+from istio_burst.core.http_limits import HTTPLimits, LimitedHttpToolsProtocol
 from istio_burst.core.logging import configure_logging
+from istio_burst.core.settings import HTTPServiceSettings
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -18,30 +23,48 @@ def _ignore(signum: int, frame: object) -> None:
     """Stands in for the default action of a stop signal uvicorn already handled."""
 
 
-def serve(
-    app: Any,
-    *,
-    host: str,
-    port: int,
-    graceful_timeout: float = 10.0,
-    proxy_headers: bool = True,
-) -> None:
+API_DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+def without_api_docs(app: ASGIApp) -> ASGIApp:
+    """The app, answering 404 on FastAPI's documentation paths (API_DOCS=false)."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in API_DOCS_PATHS:
+            await error_response(404, "Not Found")(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return guarded
+
+
+def serve(app: ASGIApp, settings: HTTPServiceSettings, *, proxy_headers: bool = True) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting, finish in-flight requests, return.
 
-    uvicorn installs the signal handlers; logging was configured by the caller (log_config=None).
+    Every connection lives within the settings' HTTP limits (core/http_limits.py); past
+    MAX_CONNECTIONS open connections, uvicorn answers new requests 503. uvicorn installs the
+    signal handlers; logging was configured by the caller (log_config=None).
     `proxy_headers=False` skips uvicorn's X-Forwarded-* handling, for services that never look
     at the client's address or scheme (it costs a few percent per request).
     """
+    limits = HTTPLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+    )
     config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
+        app if settings.api_docs else without_api_docs(app),
+        host=settings.host,
+        port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=LimitedHttpToolsProtocol.with_limits(limits),
+        limit_concurrency=settings.max_connections,
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=max(1, round(graceful_timeout)),
+        timeout_graceful_shutdown=max(1, round(settings.graceful_timeout)),
         lifespan="on",
         proxy_headers=proxy_headers,
     )
@@ -64,21 +87,6 @@ class StartupError(RuntimeError):
     """The service cannot start as configured; the message says what to do."""
 
 
-class HTTPServiceSettings(Protocol):
-    @property
-    def host(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def graceful_timeout(self) -> float: ...
-    @property
-    def log_level(self) -> str: ...
-    @property
-    def log_format(self) -> str: ...
-
-    def log_effective(self, logger: logging.Logger, service: str) -> None: ...
-
-
 S = TypeVar("S", bound=HTTPServiceSettings)
 
 
@@ -94,11 +102,5 @@ def run_service(
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
-    serve(
-        app,
-        host=settings.host,
-        port=settings.port,
-        graceful_timeout=settings.graceful_timeout,
-        proxy_headers=proxy_headers,
-    )
+    serve(app, settings, proxy_headers=proxy_headers)
     return 0

@@ -2,7 +2,8 @@
 
 Each service declares a subclass of `ServiceSettings`; every field is one setting, its env var is
 the field name in upper case (PORT, REDIS_URL, PREFIX keep the original workshop's names), and
-`istio-burst <service> --help` is generated from the same fields, so the help cannot drift.
+`istio-burst <service> --help` is made from the same fields (core/cli_settings.py), so the help
+cannot drift.
 """
 
 from __future__ import annotations
@@ -63,11 +64,47 @@ class ServiceSettings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in self.model_dump().items():
-            out[key] = _mask_password(value) if isinstance(value, str) and "@" in value else value
+            out[key] = redact_url(value) if isinstance(value, str) and "@" in value else value
         return out
 
 
-def _mask_password(url: str) -> str:
+# Types of the fields whose defaults a service changes (`port: Port = 8081`): the constraints
+# and description come along.
+Port = Annotated[int, Field(ge=1, le=65535, description="HTTP port")]
+GracefulTimeout = Annotated[
+    float, Field(gt=0, description="seconds to finish in-flight requests after SIGTERM")
+]
+
+
+class HTTPServiceSettings(ServiceSettings):
+    """Settings of every service that serves HTTP: where, how it stops, and the limits every
+    connection lives by (enforced in core/server.py). Subclasses set their own `port` default
+    with `port: Port = 8081` (and `graceful_timeout: GracefulTimeout = 5.0`)."""
+
+    host: str = Field("0.0.0.0", description="address to listen on")
+    port: Port = 8080
+    graceful_timeout: GracefulTimeout = 10.0
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request line and headers, in bytes (431 above)"
+    )
+    max_headers: int = Field(100, ge=10, description="most headers in one request (431 above)")
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds a client has to send a request's headers (408 after)"
+    )
+    body_timeout: float = Field(
+        10.0, gt=0, description="seconds a client has to send a request's body (408 after)"
+    )
+    keepalive_timeout: float = Field(
+        5.0, gt=0, description="seconds an idle connection is kept open between requests"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections (websockets included) before new requests get 503"
+    )
+    api_docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
+
+
+def redact_url(url: str) -> str:
+    """The URL with the password in its userinfo replaced by ***; anything else unchanged."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

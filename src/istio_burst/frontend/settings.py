@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from istio_burst.core.contracts import CALCULATION_CHANNEL, SUBSETS
-from istio_burst.core.settings import RedisURL, ServiceSettings
+from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
 
 # The target name of a single PROCESSOR_URL (the mesh, not us, picks the subset).
 DEFAULT_TARGET = "default"
@@ -61,9 +61,8 @@ def parse_origins(value: str) -> list[str]:
     return origins
 
 
-class FrontendSettings(ServiceSettings):
-    host: str = Field("0.0.0.0", description="address to listen on")
-    port: int = Field(8080, ge=1, le=65535, description="HTTP port (page, socket.io, metrics)")
+class FrontendSettings(HTTPServiceSettings):
+    port: Port = 8080
     redis_url: RedisURL = Field(
         "localhost:6379", description="Redis to subscribe to: host:port or a redis:// URL"
     )
@@ -102,9 +101,7 @@ class FrontendSettings(ServiceSettings):
         description="most hashes in one event to one page, the newest (its counts stay exact); "
         "room for a burst after a stall",
     )
-    graceful_timeout: float = Field(
-        5.0, gt=0, description="seconds to finish in-flight requests after SIGTERM"
-    )
+    graceful_timeout: GracefulTimeout = 5.0
 
     @field_validator("processor_url")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from istio_burst.core.settings import RedisURL, ServiceSettings
+from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
 from istio_burst.watcher.actuators.haproxy import parse_runtime_api
 
 # Kubernetes default. Each cluster has its own Prometheus, and a destination proxy reports its
@@ -74,9 +74,8 @@ def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
         return "default"
 
 
-class WatcherSettings(ServiceSettings):
-    host: str = Field("0.0.0.0", description="address of /healthz /livez /metrics /status")
-    port: int = Field(8090, ge=1, le=65535, description="HTTP port")
+class WatcherSettings(HTTPServiceSettings):
+    port: Port = 8090
 
     prometheus_url: str = Field("http://localhost:9090", description="Prometheus base URL")
     query: str = Field(
@@ -196,9 +195,7 @@ class WatcherSettings(ServiceSettings):
     burst_backoff: float = Field(
         30, ge=0, description="seconds to keep traffic off burst after it was unhealthy"
     )
-    graceful_timeout: float = Field(
-        5.0, gt=0, description="seconds to finish the current round after SIGTERM"
-    )
+    graceful_timeout: GracefulTimeout = 5.0
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> WatcherSettings:

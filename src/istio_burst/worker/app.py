@@ -9,24 +9,18 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from istio_burst.core.http_errors import (
     JSONBytesResponse,
     install_error_handlers,
     readiness_response,
 )
-from istio_burst.core.metrics import (
-    ASGIApp,
-    Receive,
-    Scope,
-    Send,
-    StatusCounterMiddleware,
-    metrics_endpoint,
-)
-from istio_burst.core.redis import create_client, ping_reason
+from istio_burst.core.metrics import StatusCounterMiddleware, metrics_endpoint
+from istio_burst.core.redis import create_client
 from istio_burst.worker import metrics
 from istio_burst.worker.endpoint import HASH_OPERATION, HashEndpoint
-from istio_burst.worker.redis_publisher import RedisPublisher
+from istio_burst.worker.publisher import Publisher
 from istio_burst.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -50,14 +44,14 @@ class WorkerAPI(FastAPI):
 
 
 def create_app(settings: WorkerSettings) -> FastAPI:
-    client = create_client(settings.redis_url, timeout=settings.publish_timeout)
-    publisher = RedisPublisher(settings.redis_url, settings.channel, settings.publish_timeout)
+    # One client for publishing and readiness, so readiness answers for the publishing path.
+    client = create_client(settings.redis_url, timeout=settings.publish_timeout, retries=0)
+    publisher = Publisher(client, settings.channel, settings.publish_timeout)
     metrics.PUBLISH_IN_FLIGHT.set_function(lambda: publisher.in_flight)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        reason = await ping_reason(client, timeout=min(1.0, settings.publish_timeout))
-        metrics.REDIS_UP.set(0 if reason else 1)
+        reason = await publisher.unavailable_reason()
         if reason:
             log.warning(
                 "redis not reachable at start; will answer 503 until it is",
@@ -65,7 +59,6 @@ def create_app(settings: WorkerSettings) -> FastAPI:
             )
         yield
         await publisher.stop()
-        await client.aclose()
 
     app = WorkerAPI(
         title="String Hashr worker",
@@ -84,11 +77,9 @@ def create_app(settings: WorkerSettings) -> FastAPI:
     async def liveness() -> str:
         return "ok"
 
-    @app.get("/_healthz", summary="Readiness: 200 only while Redis answers")
+    @app.get("/_healthz", summary="Readiness: 200 only while publishing on Redis works")
     async def readiness() -> Response:
-        reason = await ping_reason(client, timeout=min(1.0, settings.publish_timeout))
-        metrics.REDIS_UP.set(0 if reason else 1)
-        return readiness_response(reason)
+        return readiness_response(await publisher.unavailable_reason())
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app

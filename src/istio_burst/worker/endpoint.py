@@ -11,13 +11,13 @@ import time
 
 import orjson
 from prometheus_client import Counter
+from starlette.types import Receive, Scope, Send
 
 from istio_burst.core.contracts import HashMessage
 from istio_burst.core.http_errors import error_response
-from istio_burst.core.metrics import Receive, Scope, Send
 from istio_burst.worker import metrics
 from istio_burst.worker.hashing import hash_string
-from istio_burst.worker.redis_publisher import PublishError, RedisPublisher
+from istio_burst.worker.publisher import Publisher, PublishError
 from istio_burst.worker.settings import WorkerSettings
 
 # Documented in the OpenAPI schema (see app.py); checked by hand in parse_hash_request.
@@ -135,7 +135,7 @@ def json_type(value: object) -> str:
 class HashEndpoint:
     """ASGI app for POST /: validate, hash, publish, answer with the message as published."""
 
-    def __init__(self, settings: WorkerSettings, publisher: RedisPublisher) -> None:
+    def __init__(self, settings: WorkerSettings, publisher: Publisher) -> None:
         self.publisher = publisher
         self.limit = settings.max_body_bytes
         self.prefix = settings.prefix

@@ -5,12 +5,11 @@ import socket
 from pydantic import Field
 
 from istio_burst.core.contracts import CALCULATION_CHANNEL, SUBSET_BURST, SUBSET_PRIMARY
-from istio_burst.core.settings import RedisURL, ServiceSettings
+from istio_burst.core.settings import HTTPServiceSettings, Port, RedisURL
 
 
-class WorkerSettings(ServiceSettings):
-    host: str = Field("0.0.0.0", description="address to listen on")
-    port: int = Field(8081, ge=1, le=65535, description="HTTP port")
+class WorkerSettings(HTTPServiceSettings):
+    port: Port = 8081
     redis_url: RedisURL = Field(
         "localhost:6379", description="Redis to publish to: host:port or a redis:// URL"
     )
@@ -29,9 +28,6 @@ class WorkerSettings(ServiceSettings):
     max_body_bytes: int = Field(64 * 1024, ge=64, description="largest request body accepted")
     publish_timeout: float = Field(
         1.0, gt=0, description="seconds a request waits for Redis before answering 503"
-    )
-    graceful_timeout: float = Field(
-        10.0, gt=0, description="seconds to finish in-flight requests after SIGTERM"
     )
 
     @property

@@ -1,5 +1,6 @@
-"""The worker's own PUBLISH connection against a real redis-server with a password and a unix
-socket: every REDIS_URL form the settings accept publishes, and a wrong password says so."""
+"""Publishing through redis-py against a real redis-server with a password, an ACL user and a
+unix socket: every REDIS_URL form publishes, a wrong password says so, and readiness follows the
+publishing path (a user who may PING but not PUBLISH is not ready)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
+from istio_burst.core.redis import create_client
 from istio_burst.core.settings import normalize_redis_url
-from istio_burst.worker.redis_publisher import PublishError, RedisPublisher
+from istio_burst.worker.publisher import Publisher, PublishError
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, require_binary
+from tests.support.services import start_service
 
 PASSWORD = "s3cret"
+USER, USER_PASSWORD = "hashr", "us3r-pw"  # an ACL user that may publish
+MUTE, MUTE_PASSWORD = "mute", "mute-pw"  # an ACL user that may PING but not PUBLISH
 
 
 @dataclass
@@ -39,6 +45,14 @@ def locked_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedRed
             return False
 
     proc.wait_until(answers, 10, "redis PING")
+    with redis.Redis(port=server.port, password=PASSWORD) as admin:
+        for user, password, commands in (
+            (USER, USER_PASSWORD, ["+publish", "+ping"]),
+            (MUTE, MUTE_PASSWORD, ["+ping"]),
+        ):
+            admin.acl_setuser(
+                user, enabled=True, passwords=[f"+{password}"], commands=commands, channels=["*"]
+            )
     yield server
     proc.stop()
 
@@ -51,21 +65,28 @@ def subscribed(server: LockedRedis) -> redis.client.PubSub:
     return pubsub
 
 
+def publisher_for(url: str) -> Publisher:
+    client = create_client(normalize_redis_url(url), timeout=2.0, retries=0)
+    return Publisher(client, "calculation", timeout=2.0)
+
+
 @pytest.mark.parametrize(
     "url",
     [
         "redis://:{password}@127.0.0.1:{port}/0",
         "redis://default:{password}@127.0.0.1:{port}/3",
+        f"redis://{USER}:{USER_PASSWORD}@127.0.0.1:{{port}}/0",
         "unix://{socket}?password={password}",
     ],
 )
 async def test_each_url_form_publishes(url: str, locked_redis: LockedRedis) -> None:
     address = url.format(password=PASSWORD, port=locked_redis.port, socket=locked_redis.socket)
-    publisher = RedisPublisher(normalize_redis_url(address), "calculation", timeout=2.0)
+    publisher = publisher_for(address)
     pubsub = subscribed(locked_redis)
     try:
         assert await publisher.publish(b"first") == 1  # one subscriber got it
         assert await publisher.publish(b"second") == 1
+        assert await publisher.unavailable_reason() is None
     finally:
         await publisher.stop()
     received = [pubsub.get_message(timeout=5) for _ in range(2)]
@@ -74,19 +95,38 @@ async def test_each_url_form_publishes(url: str, locked_redis: LockedRedis) -> N
 
 
 async def test_a_wrong_password_is_a_clear_503_reason(locked_redis: LockedRedis) -> None:
-    url = f"redis://:wrong@127.0.0.1:{locked_redis.port}/0"
-    publisher = RedisPublisher(url, "calculation", timeout=2.0)
+    publisher = publisher_for(f"redis://:wrong@127.0.0.1:{locked_redis.port}/0")
     try:
-        with pytest.raises(PublishError, match="redis refused AUTH: WRONGPASS"):
+        with pytest.raises(PublishError, match="redis unavailable: AuthenticationError"):
             await publisher.publish(b"nope")
     finally:
         await publisher.stop()
 
 
 async def test_no_password_is_a_clear_503_reason(locked_redis: LockedRedis) -> None:
-    publisher = RedisPublisher(f"redis://127.0.0.1:{locked_redis.port}/0", "calculation", 2.0)
+    publisher = publisher_for(f"redis://127.0.0.1:{locked_redis.port}/0")
     try:
-        with pytest.raises(PublishError, match="refused the publish: NOAUTH"):
+        with pytest.raises(PublishError, match=r"AuthenticationError: .*authenticated"):
             await publisher.publish(b"nope")
     finally:
         await publisher.stop()
+
+
+def test_readiness_fails_while_redis_refuses_the_publish(
+    locked_redis: LockedRedis, tmp_path: Path
+) -> None:
+    """PING works for this user, PUBLISH does not: /_healthz must not say 200 while POSTs fail."""
+    url = f"redis://{MUTE}:{MUTE_PASSWORD}@127.0.0.1:{locked_redis.port}/0"
+    proc, base = start_service("worker", tmp_path, REDIS_URL=url)
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert http.get("/_healthz").status_code == 200  # nothing published yet: PING only
+            post = http.post("/", json={"str": "abc"})
+            assert post.status_code == 503
+            assert "NoPermissionError" in post.json()["detail"]
+            health = http.get("/_healthz")
+            assert health.status_code == 503
+            assert "redis refused the publish" in health.json()["reason"]
+            assert "NoPermissionError" in health.json()["reason"]
+    finally:
+        proc.stop()
