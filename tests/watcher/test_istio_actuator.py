@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
@@ -26,7 +28,7 @@ from istio_burst.watcher.loop import Watcher
 from istio_burst.watcher.settings import WatcherSettings
 from tests.support.watcher import start_watcher, wait_status
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
-from tests.watcher.fake_kube import JSON_PATCH, FakeKubeAPI, Obj, virtual_service
+from tests.watcher.fake_kube import JSON_PATCH, TOKEN, FakeKubeAPI, Obj, virtual_service
 
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/worker-virtual-service"
 
@@ -97,6 +99,10 @@ async def next_round(watcher: Watcher, seconds: float = 100.0) -> None:
     assert isinstance(watcher.clock, Clock)
     watcher.clock.now += seconds
     await watcher.round()
+
+
+def metric_value_in_process(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def without_weights(obj: Obj) -> Obj:
@@ -175,12 +181,14 @@ async def test_a_concurrent_edit_between_read_and_write_is_not_lost(
     await next_round(watcher)
 
     methods = [r.method for r in kube.requests]
-    assert methods == ["GET", "PATCH", "GET", "PATCH"], "conflict: read again, decide again"
+    # The 422 does not say why: the watcher looks (GET), sees the change, reads and decides again.
+    assert methods == ["GET", "PATCH", "GET", "GET", "PATCH"], "conflict: decide again at once"
+    assert watcher.write_failures == 0 and watcher.retry_at == 0, "no back-off"
     final = kube.get()
     assert kube.weights() == (0, 100)
     assert final["spec"]["http"][0]["timeout"] == "5s"
     assert final["metadata"]["labels"]["edited-by"] == "operator"
-    second_tests = [op for op in kube.requests[3].body if op["op"] == "test"]
+    second_tests = [op for op in kube.requests[4].body if op["op"] == "test"]
     assert {op["value"]["weight"] for op in second_tests} == {50}, "tests what it re-read"
 
 
@@ -194,7 +202,7 @@ async def test_a_concurrent_edit_that_changes_the_decision_is_kept(
     load(prom, 20)
     watcher = make_watcher(mode="overflow", primary_capacity=15, step=10)
     await next_round(watcher)
-    assert [r.method for r in kube.requests] == ["GET", "PATCH", "GET"]
+    assert [r.method for r in kube.requests] == ["GET", "PATCH", "GET", "GET"]
     assert kube.weights() == (50, 50)
     assert watcher.state.weights == {"primary": 50, "burst": 50}
 
@@ -211,6 +219,59 @@ async def test_409_conflict_rereads_and_writes_in_the_same_round(
     assert watcher.write_failures == 0
 
 
+def test_a_failed_test_op_gets_kube_apiservers_generic_422(
+    kube: FakeKubeAPI, tmp_path: Path
+) -> None:
+    """The stand-in answers as kube-apiserver does: the patch library's text is not in it."""
+    stale = [{"op": "test", "path": "/spec/http/0/route/0/weight", "value": 50}]
+    response = httpx.patch(
+        kube.url + VS_PATH,
+        content=orjson.dumps(stale),
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": JSON_PATCH,
+            "Accept": "application/json",
+        },
+        timeout=5,
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "the server rejected our request due to an error in our request",
+        "reason": "Invalid",
+        "details": {},
+        "code": 422,
+    }
+    assert kube.failed_patches and "testing value" in kube.failed_patches[0]
+
+
+async def test_an_edit_racing_the_write_is_decided_again_without_a_back_off(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    # Only the weights change under the watcher (someone sets 60/40 between its read and write).
+    kube.before_patch = lambda api: api.edit(lambda vs: set_weights(vs, 60, 40))
+    load(prom, 30)
+    watcher = make_watcher()
+    invalid_before = metric_value_in_process("hashr_watcher_write_errors_total", kind="invalid")
+    await next_round(watcher)
+    assert kube.weights() == (0, 100), "written in the same round, over what it re-read"
+    assert watcher.write_failures == 0
+    assert watcher.not_ready_reason() == ""
+    invalid = metric_value_in_process("hashr_watcher_write_errors_total", kind="invalid")
+    assert invalid == invalid_before, "a race is no invalid write"
+
+    # And the next round is not held back: a new edit is answered at once, not after a wait.
+    kube.edit(lambda vs: set_weights(vs, 100, 0))
+    calls = len(kube.requests)
+    await next_round(watcher, seconds=0.1)
+    assert len(kube.requests) > calls
+    assert kube.weights() == (0, 100)
+
+
 @pytest.mark.parametrize(
     ("method", "status", "kind", "words"),
     [
@@ -219,6 +280,8 @@ async def test_409_conflict_rereads_and_writes_in_the_same_round(
         ("PATCH", 403, ActuatorErrorKind.FORBIDDEN, "Forbidden"),
         ("GET", 500, ActuatorErrorKind.SERVER_ERROR, "etcdserver"),
         ("PATCH", 503, ActuatorErrorKind.SERVER_ERROR, "ServiceUnavailable"),
+        # A 422 with nothing changed since the read: a write the server refuses, not a race.
+        ("PATCH", 422, ActuatorErrorKind.INVALID, "rejected our request"),
     ],
 )
 async def test_api_errors_log_one_clear_line_hold_and_back_off(
