@@ -149,6 +149,14 @@ class FakeKubeAPI(BackgroundHTTPServer):
     def patches(self) -> list[Request]:
         return [r for r in self.requests if r.method == "PATCH"]
 
+    def watcher_env(self, workdir: Path) -> dict[str, str]:
+        """The settings that point an `istio-burst watcher` process at this server."""
+        return {
+            "ACTUATOR": "istio",
+            "KUBECONFIG": str(self.kubeconfig(workdir / "kubeconfig")),
+            "NAMESPACE": "default",
+        }
+
     def kubeconfig(self, path: Path, token: str = TOKEN) -> Path:
         config = {
             "apiVersion": "v1",

@@ -4,15 +4,15 @@ No Kubernetes API server can run on this machine (no container runtime, no kind,
 etcd), so `fake_kube.FakeKubeAPI` answers the exact REST calls the `kubernetes` client makes
 for the VirtualService, with Kubernetes' Status errors and resourceVersions, and validates every
 object written against Istio 1.30's VirtualService schema. The watcher's rounds run in-process
-with a scripted Prometheus and a fake clock; one test runs the real `istio-burst watcher`
-process against the fake. The real-cluster check is in test_real_cluster.py (opt-in, k8s mark).
+with a scripted Prometheus and a fake clock (fixtures `kube`, `prom`, `make_watcher` in
+conftest.py); one test runs the real `istio-burst watcher` process against the fake. The
+real-cluster check is in test_real_cluster.py (opt-in, k8s mark).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,82 +23,12 @@ from prometheus_client import REGISTRY
 
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
-from istio_burst.watcher.app import build_watcher, close_watcher
-from istio_burst.watcher.loop import Watcher
-from istio_burst.watcher.settings import WatcherSettings
 from tests.support.watcher import start_watcher, wait_status
-from tests.watcher.fake_http import Answer, ScriptedServer, vector
+from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.fake_kube import JSON_PATCH, TOKEN, FakeKubeAPI, Obj, virtual_service
+from tests.watcher.rounds import load, next_round
 
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/worker-virtual-service"
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubeAPI]:
-    api = FakeKubeAPI().start()
-    api.put(virtual_service(100, 0))
-    yield api
-    api.stop()
-    assert api.rejected == [], f"the watcher wrote invalid VirtualServices: {api.rejected}"
-
-
-@pytest.fixture
-def prom() -> Iterator[ScriptedServer]:
-    server = ScriptedServer().start()
-    yield server
-    server.stop()
-
-
-class Clock:
-    """Each round is far enough from the last that no back-off holds it (unless a test says)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def make_watcher(
-    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
-) -> AsyncIterator[Any]:
-    made: list[Watcher] = []
-
-    def make(**overrides: Any) -> Watcher:
-        settings = WatcherSettings(
-            **{
-                "prometheus_url": prom.url,
-                "query": "sum(rate(istio_requests_total[1m]))",
-                "actuator": "istio",
-                "namespace": "default",
-                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
-                "min_dwell": 0,
-                "stabilization_window": 0,
-                "max_failures": 3,
-                "write_timeout": 1.0,
-                "publish_state": False,
-                **overrides,
-            }
-        )
-        watcher = build_watcher(settings)
-        watcher.clock = Clock()
-        made.append(watcher)
-        return watcher
-
-    yield make
-    for watcher in made:
-        await close_watcher(watcher)
-
-
-def load(prom: ScriptedServer, rate: float) -> None:
-    prom.answer = Answer(200, vector(str(rate)))
-
-
-async def next_round(watcher: Watcher, seconds: float = 100.0) -> None:
-    assert isinstance(watcher.clock, Clock)
-    watcher.clock.now += seconds
-    await watcher.round()
 
 
 def metric_value_in_process(name: str, **labels: str) -> float:
@@ -427,9 +357,7 @@ def test_the_real_process_shifts_the_virtual_service(
     proc, url = start_watcher(
         tmp_path,
         prom.url,
-        ACTUATOR="istio",
-        KUBECONFIG=str(kube.kubeconfig(tmp_path / "kubeconfig")),
-        NAMESPACE="default",
+        **kube.watcher_env(tmp_path),
         PUBLISH_STATE="false",
     )
     try:
