@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from istio_burst.core.settings import RedisURL, ServiceSettings
+from istio_burst.watcher.decide import Policy
 
 # Kubernetes default. Each cluster has its own Prometheus, and a destination proxy reports its
 # requests (reporter="destination") to the Prometheus of the cluster it runs in: once traffic
@@ -171,6 +173,20 @@ class WatcherSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> WatcherSettings:
-        if self.low > self.high:
-            raise ValueError(f"LOW ({self.low:g}) must not be above HIGH ({self.high:g})")
+        problem = thresholds_problem(self.low, self.high)
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def policy(self) -> Policy:
+        """The decision's parameters: each is the setting of the same name."""
+        same_name = {
+            f.name: getattr(self, f.name) for f in fields(Policy) if f.name != "empty_value"
+        }
+        empty = self.empty_result_value
+        return Policy(**same_name, empty_value=None if empty == "error" else float(empty))
+
+
+def thresholds_problem(low: float, high: float) -> str | None:
+    """The one rule for LOW and HIGH (the watcher's settings and the demo use it)."""
+    return f"LOW ({low:g}) must not be above HIGH ({high:g})" if low > high else None
