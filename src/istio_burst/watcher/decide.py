@@ -248,4 +248,3 @@ def _after_window(
         return target, reason, f"{detail} for {waited:.0f} s", memory
     detail = f"{detail} for {waited:.0f} of {policy.stabilization_window:g} s"
     return current, Reason.STABILIZING, detail, memory
-
