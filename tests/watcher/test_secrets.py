@@ -83,7 +83,7 @@ def test_passwords_are_absent_from_status_state_and_logs(
         pubsub.close()
         client.close()
     log = proc.output()
-    assert stored is not None and published is not None, "the state reached Redis (with AUTH)"
+    assert isinstance(stored, bytes) and published, "the state reached Redis (with AUTH)"
     assert "redis://:***@127.0.0.1" in log, "the effective settings are logged, redacted"
     assert "user:***@" in log
     for where, text in [
