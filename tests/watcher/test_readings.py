@@ -20,12 +20,13 @@ from istio_burst.watcher.fetch import MAX_BODY_BYTES
 from istio_burst.watcher.health import BurstHealthCheck
 from istio_burst.watcher.prometheus import PrometheusSource
 from istio_burst.watcher.readings import ReadingKind
+from istio_burst.watcher.settings import LOCAL_QUERY
 from tests.support.exporter import LoadExporter
 from tests.support.ports import free_port
 from tests.support.prometheus import PrometheusServer
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 
-RATE = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
+RATE = LOCAL_QUERY
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from istio_burst.watcher.settings import (
     LOCAL_QUERY,
     WatcherSettings,
     pod_namespace,
+    thresholds_problem,
 )
 from tests.support.processes import ISTIO_BURST
 
@@ -139,3 +140,8 @@ def test_the_policy_is_the_settings_of_the_same_names() -> None:
     assert (p.mode, p.high, p.low, p.max_failures, p.step) == ("overflow", 20, 5, 7, 25)
     assert p.empty_value is None, "'error': an empty result is a bad reading"
     assert WatcherSettings(empty_result_value=2).policy().empty_value == 2.0
+
+
+def test_one_rule_for_low_and_high_equal_is_allowed() -> None:
+    assert thresholds_problem(15, 15) is None and WatcherSettings(low=15, high=15).low == 15
+    assert thresholds_problem(20, 15) == "LOW (20) must not be above HIGH (15)"

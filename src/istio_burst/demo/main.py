@@ -20,7 +20,7 @@ from istio_burst.demo.supervisor import (
     redis_pong,
     require_binary,
 )
-from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
+from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY, thresholds_problem
 
 __all__ = ["Settings", "run"]
 
@@ -154,8 +154,8 @@ def preflight(components: list[Component], bind: str) -> None:
 
 
 def run(settings: Settings) -> int:
-    if settings.low >= settings.high:
-        say(f"error: LOW ({settings.low:g}) must be below HIGH ({settings.high:g})")
+    if problem := thresholds_problem(settings.low, settings.high):
+        say(f"error: {problem}")
         return 2
     if not REPO_CONFIG.is_file():
         say(f"error: the Prometheus config {REPO_CONFIG} is missing (run from the repo)")

@@ -8,6 +8,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from istio_burst.core.contracts import (
+    FRONTEND_REQUESTS_METRIC,
+    OUTCOME_FAILED,
+    OUTCOME_SKIPPED,
+    SUBSET_BURST,
+)
 from istio_burst.core.settings import RedisURL, ServiceSettings
 from istio_burst.watcher.decide import Policy
 
@@ -26,13 +32,15 @@ KUBERNETES_QUERY = (
 
 # Local demo: the frontend's own counter of requests it sent to a worker (skipped ones never
 # left), scraped every second, so a 5 s window holds 5 scrapes.
-LOCAL_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
+_SENT = f'{FRONTEND_REQUESTS_METRIC}{{outcome!="{OUTCOME_SKIPPED}"}}'
+LOCAL_QUERY = f"sum(rate({_SENT}[5s]))"
 
 # Local demo: the share of the frontend's requests to the burst worker that failed. NaN (0/0)
 # or empty while nothing is sent there, which the health check reads as "no evidence".
+_TO_BURST = f'target="{SUBSET_BURST}"'
 LOCAL_BURST_ERROR_QUERY = (
-    'sum(rate(hashr_frontend_requests_total{target="burst",outcome="failed"}[5s]))'
-    ' / sum(rate(hashr_frontend_requests_total{target="burst",outcome!="skipped"}[5s]))'
+    f'sum(rate({FRONTEND_REQUESTS_METRIC}{{{_TO_BURST},outcome="{OUTCOME_FAILED}"}}[5s]))'
+    f' / sum(rate({FRONTEND_REQUESTS_METRIC}{{{_TO_BURST},outcome!="{OUTCOME_SKIPPED}"}}[5s]))'
 )
 
 # Kubernetes example (the burst cluster's name as Istio's clusterName): 5xx share of the
