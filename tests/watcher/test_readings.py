@@ -9,6 +9,7 @@ unreachable.
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -265,3 +266,15 @@ async def test_a_redirecting_burst_health_url_is_unhealthy(
         await check.close()
     assert health.healthy is False
     assert "HTTP 302" in health.detail
+
+
+async def test_a_compressed_bomb_is_never_inflated(
+    prom: ScriptedServer, source_for: PrometheusSource
+) -> None:
+    # 64 MiB of JSON whitespace gzips to ~64 KiB; inflated, it would pass the cap only after
+    # taking the memory. It is asked for uncompressed, so a gzip answer is just bytes: not JSON.
+    bomb = gzip.compress(b" " * (64 * MAX_BODY_BYTES) + vector("30"))
+    prom.answer = Answer(200, bomb, headers={"Content-Encoding": "gzip"})
+    reading = await source_for.read("up")
+    assert reading.kind is ReadingKind.MALFORMED, reading
+    assert "not JSON" in reading.detail

@@ -2,7 +2,8 @@
 
 httpx's timeouts bound each network operation, not the request: a server that trickles one
 byte a second never trips them. Here `deadline` bounds everything from connecting to the last
-byte of the body, and a body larger than `max_bytes` is refused without being kept. Redirects
+byte of the body, and a body larger than `max_bytes` is refused without being kept. The body
+is asked for uncompressed and read as sent (never inflated: no compression bomb), and redirects
 are never followed (the caller sees the 3xx and decides).
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 MAX_BODY_BYTES = 1024 * 1024  # a Prometheus instant query for one number is ~100 bytes
+IDENTITY = {"Accept-Encoding": "identity"}
 
 
 class BodyTooLargeError(Exception):
@@ -40,7 +42,9 @@ async def bounded_get(
 ) -> Response:
     """GET `url`; raises TimeoutError past `deadline` s, BodyTooLargeError, or httpx's errors."""
     async with asyncio.timeout(deadline):
-        async with client.stream("GET", url, params=params, follow_redirects=False) as response:
+        async with client.stream(
+            "GET", url, params=params, headers=IDENTITY, follow_redirects=False
+        ) as response:
             location = response.headers.get("location", "")
             if not read_body or response.is_redirect:
                 return Response(response.status_code, b"", location)
@@ -48,7 +52,7 @@ async def bounded_get(
             if declared.isdigit() and int(declared) > max_bytes:
                 raise BodyTooLargeError(max_bytes)
             body = bytearray()
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.aiter_raw():
                 body += chunk
                 if len(body) > max_bytes:
                     raise BodyTooLargeError(max_bytes)
