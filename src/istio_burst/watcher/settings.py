@@ -77,7 +77,12 @@ class WatcherSettings(ServiceSettings):
         + LOCAL_QUERY
         + ")",
     )
-    query_timeout: float = Field(1.0, gt=0, description="seconds one Prometheus query may take")
+    query_timeout: float = Field(
+        1.0,
+        gt=0,
+        description="seconds one whole Prometheus query (or burst-health check) may take, "
+        "from connecting to the last byte of the answer",
+    )
     empty_result_value: float | Literal["error"] = Field(
         0,
         description="req/s an empty query result (no series) stands for, or 'error' to treat "
