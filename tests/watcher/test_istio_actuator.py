@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY
 
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
+from istio_burst.watcher.loop import CONFLICT_RETRIES
 from tests.support.watcher import start_watcher, wait_status
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.fake_kube import JSON_PATCH, TOKEN, FakeKubeAPI, Obj, virtual_service
@@ -199,6 +200,23 @@ async def test_an_edit_racing_the_write_is_decided_again_without_a_back_off(
     calls = len(kube.requests)
     await next_round(watcher, seconds=0.1)
     assert len(kube.requests) > calls
+    assert kube.weights() == (0, 100)
+
+
+async def test_conflicts_in_every_attempt_end_the_round_as_one_failure(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    kube.fail.extend([("PATCH", 409)] * CONFLICT_RETRIES)
+    load(prom, 30)
+    watcher = make_watcher()
+    await next_round(watcher)
+    assert [r.method for r in kube.requests] == ["GET", "PATCH"] * CONFLICT_RETRIES
+    assert kube.weights() == (100, 0)
+    assert watcher.write_failures == 1, "the round failed once, not once per attempt"
+    calls = len(kube.requests)
+    await next_round(watcher, seconds=0.1)  # backing off: no call
+    assert len(kube.requests) == calls
+    await next_round(watcher)
     assert kube.weights() == (0, 100)
 
 
