@@ -75,7 +75,7 @@ def test_low_threshold_must_be_below_high(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "LOW (20) must be below HIGH (15)" in result.stdout
+    assert "LOW (20) must not be above HIGH (15)" in result.stdout
 
 
 def test_a_component_that_dies_stops_the_demo_with_its_name(tmp_path: Path) -> None:

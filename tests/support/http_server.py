@@ -35,10 +35,18 @@ class BackgroundHTTPServer:
         self._thread.join(5)
 
 
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Answer with a body; a client that already gave up (a timeout test) is no error."""
     try:
         handler.send_response(status)
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()

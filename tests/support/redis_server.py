@@ -10,14 +10,16 @@ from tests.support.processes import ManagedProcess, require_binary
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, password: str = "") -> None:
         self.port = port or free_port()
         self.workdir = workdir
+        self.password = password  # set: clients must AUTH (requirepass)
         self._proc: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def host_port(self) -> str:
@@ -36,6 +38,7 @@ class RedisServer:
             "no",
             "--dir",
             str(self.workdir),
+            *(["--requirepass", self.password] if self.password else []),
         ]
         self._proc = ManagedProcess(f"redis-{self.port}", argv, self.workdir).start()
         self._proc.wait_until(self.answers, 10, "redis PING")
@@ -49,6 +52,10 @@ class RedisServer:
     def answers(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                if self.password:
+                    sock.sendall(f"AUTH {self.password}\r\n".encode())
+                    if not sock.recv(16).startswith(b"+OK"):
+                        return False
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:

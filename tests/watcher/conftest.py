@@ -1,12 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from istio_burst.watcher.app import build_watcher, close_watcher
+from istio_burst.watcher.loop import Watcher
+from istio_burst.watcher.settings import WatcherSettings
 from tests.support.exporter import LoadExporter
 from tests.support.prometheus import PrometheusServer
+from tests.watcher.fake_http import ScriptedServer
+from tests.watcher.fake_kube import FakeKubeAPI, virtual_service
+from tests.watcher.rounds import Clock
 
 
 @pytest.fixture
@@ -29,3 +36,54 @@ def prometheus(tmp_path: Path, load: LoadExporter) -> Iterator[PrometheusServer]
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKubeAPI]:
+    """A stand-in Kubernetes API server holding the worker VirtualService at 100/0."""
+    api = FakeKubeAPI().start()
+    api.put(virtual_service(100, 0))
+    yield api
+    api.stop()
+    assert api.rejected == [], f"the watcher wrote invalid VirtualServices: {api.rejected}"
+
+
+@pytest.fixture
+def prom() -> Iterator[ScriptedServer]:
+    """A scripted Prometheus: the test sets its answer."""
+    server = ScriptedServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def make_watcher(
+    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
+) -> AsyncIterator[Any]:
+    """Builds in-process watchers on `kube` and `prom` with a test clock; closes them after."""
+    made: list[Watcher] = []
+
+    def make(**overrides: Any) -> Watcher:
+        settings = WatcherSettings(
+            **{
+                "prometheus_url": prom.url,
+                "query": "sum(rate(istio_requests_total[1m]))",
+                "actuator": "istio",
+                "namespace": "default",
+                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+                "min_dwell": 0,
+                "stabilization_window": 0,
+                "max_failures": 3,
+                "write_timeout": 1.0,
+                "publish_state": False,
+                **overrides,
+            }
+        )
+        watcher = build_watcher(settings)
+        watcher.clock = Clock()
+        made.append(watcher)
+        return watcher
+
+    yield make
+    for watcher in made:
+        await close_watcher(watcher)

@@ -7,7 +7,10 @@ the exact REST calls the `kubernetes` client makes for a namespaced custom objec
 - PATCH the same path, Content-Type application/json-patch+json, an RFC 6902 operation list
 
 like the real one: a bearer token is required (401 otherwise); errors are `Status` objects
-(404 NotFound, 403 Forbidden, 409 Conflict, 422 for a failed `test` op, 5xx); every write gets
+(404 NotFound, 403 Forbidden, 409 Conflict, 5xx); a patch that fails to apply, a failed `test` op
+included, gets what kube-apiserver's `handlers/patch.go` answers (`NewGenericServerResponse(422,
+..., isUnexpectedResponse=false)`): 422, reason Invalid, only the generic message, an empty
+`details`; the patch library's own text ("testing value ... failed") is dropped. Every write gets
 a new resourceVersion; and every object written is checked against Istio 1.30's VirtualService
 schema (tests/fixtures/istio), for unknown fields (which a real server would silently prune),
 and for Istio's rule that a route's weights may not all be 0. Rejected writes are kept so a test
@@ -36,6 +39,7 @@ PATH = re.compile(
     r"(?:\?(?P<query>.*))?$"
 )
 JSON_PATCH = "application/json-patch+json"
+GENERIC_422 = "the server rejected our request due to an error in our request"
 TOKEN = "watcher-test-token"
 
 Obj = dict[str, Any]
@@ -100,6 +104,7 @@ class FakeKubeAPI(BackgroundHTTPServer):
         self.requests: list[Request] = []
         self.written: list[Obj] = []  # every object a PATCH stored
         self.rejected: list[str] = []  # why writes were refused as invalid
+        self.failed_patches: list[str] = []  # the patch library's text the answer leaves out
         self.fail: list[tuple[str, int]] = []  # (method, status) to answer next, in order
         self.delay = 0.0  # seconds before answering (timeouts)
         self.before_patch: Callable[[FakeKubeAPI], None] | None = None  # a concurrent edit
@@ -143,6 +148,14 @@ class FakeKubeAPI(BackgroundHTTPServer):
 
     def patches(self) -> list[Request]:
         return [r for r in self.requests if r.method == "PATCH"]
+
+    def watcher_env(self, workdir: Path) -> dict[str, str]:
+        """The settings that point an `istio-burst watcher` process at this server."""
+        return {
+            "ACTUATOR": "istio",
+            "KUBECONFIG": str(self.kubeconfig(workdir / "kubeconfig")),
+            "NAMESPACE": "default",
+        }
 
     def kubeconfig(self, path: Path, token: str = TOKEN) -> Path:
         config = {
@@ -220,6 +233,9 @@ class FakeKubeAPI(BackgroundHTTPServer):
         try:
             patched = apply_patch(current, request.body)
         except PatchError as failed:  # a failed `test` op, or a patch that does not apply
+            self.failed_patches.append(failed.message)
+            if failed.status == 422:
+                return rejected_patch()
             return status_object(failed.status, failed.reason, failed.message)
         try:
             self._validate(current, patched)
@@ -301,9 +317,14 @@ def status_object(
         "reason": reason,
         "code": code,
     }
-    if details:
+    if details is not None:
         body["details"] = details
     return code, body
+
+
+def rejected_patch() -> tuple[int, Obj]:
+    """kube-apiserver's answer to a JSON patch that does not apply (a failed `test` included)."""
+    return status_object(422, "Invalid", GENERIC_422, details={})
 
 
 def _details(name: str) -> Obj:
@@ -337,6 +358,8 @@ def injected(code: int, name: str) -> tuple[int, Obj]:
             "and try again",
             _details(name),
         )
+    if code == 422:
+        return rejected_patch()
     if code == 503:
         return status_object(
             503, "ServiceUnavailable", "the server is currently unable to handle the request"

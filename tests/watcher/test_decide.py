@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import replace
 
 import pytest
@@ -18,7 +19,6 @@ from istio_burst.watcher.decide import (
     Policy,
     Reason,
     decide,
-    replay,
     verb,
 )
 from istio_burst.watcher.readings import Reading, ReadingKind
@@ -45,6 +45,22 @@ BAD_READINGS = [
     Reading(ReadingKind.HTTP_ERROR, detail="HTTP 400: bad_data"),
     Reading(ReadingKind.MALFORMED, detail="not JSON"),
 ]
+
+
+def replay(
+    policy: Policy, observations: Iterable[Observation], start: Weights = PRIMARY_ONLY
+) -> list[tuple[Weights, Decision]]:
+    """Decide over a series as if every change were written at once: (weights before, decision)."""
+    memory, current = Memory(), start
+    out: list[tuple[Weights, Decision]] = []
+    for obs in observations:
+        decision = decide(policy, memory, obs, current)
+        out.append((current, decision))
+        memory = decision.memory
+        if decision.weights != current:
+            memory = memory.after_change(obs.at, current, decision.weights)
+            current = decision.weights
+    return out
 
 
 def rate(value: float) -> Reading:

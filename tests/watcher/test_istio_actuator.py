@@ -4,99 +4,36 @@ No Kubernetes API server can run on this machine (no container runtime, no kind,
 etcd), so `fake_kube.FakeKubeAPI` answers the exact REST calls the `kubernetes` client makes
 for the VirtualService, with Kubernetes' Status errors and resourceVersions, and validates every
 object written against Istio 1.30's VirtualService schema. The watcher's rounds run in-process
-with a scripted Prometheus and a fake clock; one test runs the real `istio-burst watcher`
-process against the fake. The real-cluster check is in test_real_cluster.py (opt-in, k8s mark).
+with a scripted Prometheus and a fake clock (fixtures `kube`, `prom`, `make_watcher` in
+conftest.py); one test runs the real `istio-burst watcher` process against the fake. The
+real-cluster check is in test_real_cluster.py (opt-in, k8s mark).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
-from istio_burst.watcher.app import build_watcher, close_watcher
-from istio_burst.watcher.loop import Watcher
-from istio_burst.watcher.settings import WatcherSettings
+from istio_burst.watcher.loop import CONFLICT_RETRIES
 from tests.support.watcher import start_watcher, wait_status
-from tests.watcher.fake_http import Answer, ScriptedServer, vector
-from tests.watcher.fake_kube import JSON_PATCH, FakeKubeAPI, Obj, virtual_service
+from tests.watcher.fake_http import ScriptedServer
+from tests.watcher.fake_kube import JSON_PATCH, TOKEN, FakeKubeAPI, Obj, virtual_service
+from tests.watcher.rounds import load, next_round
 
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/worker-virtual-service"
 
 
-@pytest.fixture
-def kube() -> Iterator[FakeKubeAPI]:
-    api = FakeKubeAPI().start()
-    api.put(virtual_service(100, 0))
-    yield api
-    api.stop()
-    assert api.rejected == [], f"the watcher wrote invalid VirtualServices: {api.rejected}"
-
-
-@pytest.fixture
-def prom() -> Iterator[ScriptedServer]:
-    server = ScriptedServer().start()
-    yield server
-    server.stop()
-
-
-class Clock:
-    """Each round is far enough from the last that no back-off holds it (unless a test says)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def make_watcher(
-    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
-) -> AsyncIterator[Any]:
-    made: list[Watcher] = []
-
-    def make(**overrides: Any) -> Watcher:
-        settings = WatcherSettings(
-            **{
-                "prometheus_url": prom.url,
-                "query": "sum(rate(istio_requests_total[1m]))",
-                "actuator": "istio",
-                "namespace": "default",
-                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
-                "min_dwell": 0,
-                "stabilization_window": 0,
-                "max_failures": 3,
-                "write_timeout": 1.0,
-                "publish_state": False,
-                **overrides,
-            }
-        )
-        watcher = build_watcher(settings)
-        watcher.clock = Clock()
-        made.append(watcher)
-        return watcher
-
-    yield make
-    for watcher in made:
-        await close_watcher(watcher)
-
-
-def load(prom: ScriptedServer, rate: float) -> None:
-    prom.answer = Answer(200, vector(str(rate)))
-
-
-async def next_round(watcher: Watcher, seconds: float = 100.0) -> None:
-    assert isinstance(watcher.clock, Clock)
-    watcher.clock.now += seconds
-    await watcher.round()
+def metric_value_in_process(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def without_weights(obj: Obj) -> Obj:
@@ -175,12 +112,14 @@ async def test_a_concurrent_edit_between_read_and_write_is_not_lost(
     await next_round(watcher)
 
     methods = [r.method for r in kube.requests]
-    assert methods == ["GET", "PATCH", "GET", "PATCH"], "conflict: read again, decide again"
+    # The 422 does not say why: the watcher looks (GET), sees the change, reads and decides again.
+    assert methods == ["GET", "PATCH", "GET", "GET", "PATCH"], "conflict: decide again at once"
+    assert watcher.write_failures == 0 and watcher.retry_at == 0, "no back-off"
     final = kube.get()
     assert kube.weights() == (0, 100)
     assert final["spec"]["http"][0]["timeout"] == "5s"
     assert final["metadata"]["labels"]["edited-by"] == "operator"
-    second_tests = [op for op in kube.requests[3].body if op["op"] == "test"]
+    second_tests = [op for op in kube.requests[4].body if op["op"] == "test"]
     assert {op["value"]["weight"] for op in second_tests} == {50}, "tests what it re-read"
 
 
@@ -194,7 +133,7 @@ async def test_a_concurrent_edit_that_changes_the_decision_is_kept(
     load(prom, 20)
     watcher = make_watcher(mode="overflow", primary_capacity=15, step=10)
     await next_round(watcher)
-    assert [r.method for r in kube.requests] == ["GET", "PATCH", "GET"]
+    assert [r.method for r in kube.requests] == ["GET", "PATCH", "GET", "GET"]
     assert kube.weights() == (50, 50)
     assert watcher.state.weights == {"primary": 50, "burst": 50}
 
@@ -211,6 +150,76 @@ async def test_409_conflict_rereads_and_writes_in_the_same_round(
     assert watcher.write_failures == 0
 
 
+def test_a_failed_test_op_gets_kube_apiservers_generic_422(
+    kube: FakeKubeAPI, tmp_path: Path
+) -> None:
+    """The stand-in answers as kube-apiserver does: the patch library's text is not in it."""
+    stale = [{"op": "test", "path": "/spec/http/0/route/0/weight", "value": 50}]
+    response = httpx.patch(
+        kube.url + VS_PATH,
+        content=orjson.dumps(stale),
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": JSON_PATCH,
+            "Accept": "application/json",
+        },
+        timeout=5,
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "the server rejected our request due to an error in our request",
+        "reason": "Invalid",
+        "details": {},
+        "code": 422,
+    }
+    assert kube.failed_patches and "testing value" in kube.failed_patches[0]
+
+
+async def test_an_edit_racing_the_write_is_decided_again_without_a_back_off(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    # Only the weights change under the watcher (someone sets 60/40 between its read and write).
+    kube.before_patch = lambda api: api.edit(lambda vs: set_weights(vs, 60, 40))
+    load(prom, 30)
+    watcher = make_watcher()
+    invalid_before = metric_value_in_process("hashr_watcher_write_errors_total", kind="invalid")
+    await next_round(watcher)
+    assert kube.weights() == (0, 100), "written in the same round, over what it re-read"
+    assert watcher.write_failures == 0
+    assert watcher.not_ready_reason() == ""
+    invalid = metric_value_in_process("hashr_watcher_write_errors_total", kind="invalid")
+    assert invalid == invalid_before, "a race is no invalid write"
+
+    # And the next round is not held back: a new edit is answered at once, not after a wait.
+    kube.edit(lambda vs: set_weights(vs, 100, 0))
+    calls = len(kube.requests)
+    await next_round(watcher, seconds=0.1)
+    assert len(kube.requests) > calls
+    assert kube.weights() == (0, 100)
+
+
+async def test_conflicts_in_every_attempt_end_the_round_as_one_failure(
+    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    kube.fail.extend([("PATCH", 409)] * CONFLICT_RETRIES)
+    load(prom, 30)
+    watcher = make_watcher()
+    await next_round(watcher)
+    assert [r.method for r in kube.requests] == ["GET", "PATCH"] * CONFLICT_RETRIES
+    assert kube.weights() == (100, 0)
+    assert watcher.write_failures == 1, "the round failed once, not once per attempt"
+    calls = len(kube.requests)
+    await next_round(watcher, seconds=0.1)  # backing off: no call
+    assert len(kube.requests) == calls
+    await next_round(watcher)
+    assert kube.weights() == (0, 100)
+
+
 @pytest.mark.parametrize(
     ("method", "status", "kind", "words"),
     [
@@ -219,6 +228,8 @@ async def test_409_conflict_rereads_and_writes_in_the_same_round(
         ("PATCH", 403, ActuatorErrorKind.FORBIDDEN, "Forbidden"),
         ("GET", 500, ActuatorErrorKind.SERVER_ERROR, "etcdserver"),
         ("PATCH", 503, ActuatorErrorKind.SERVER_ERROR, "ServiceUnavailable"),
+        # A 422 with nothing changed since the read: a write the server refuses, not a race.
+        ("PATCH", 422, ActuatorErrorKind.INVALID, "rejected our request"),
     ],
 )
 async def test_api_errors_log_one_clear_line_hold_and_back_off(
@@ -364,9 +375,7 @@ def test_the_real_process_shifts_the_virtual_service(
     proc, url = start_watcher(
         tmp_path,
         prom.url,
-        ACTUATOR="istio",
-        KUBECONFIG=str(kube.kubeconfig(tmp_path / "kubeconfig")),
-        NAMESPACE="default",
+        **kube.watcher_env(tmp_path),
         PUBLISH_STATE="false",
     )
     try:

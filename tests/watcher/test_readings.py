@@ -1,26 +1,33 @@
-"""Every kind of Prometheus answer is classified, against a real Prometheus and a scripted server.
+"""Every kind of Prometheus answer is classified, against a real Prometheus and a prom server.
 
 Real Prometheus: numbers, empty results, NaN/Inf, several series and a PromQL syntax error (400)
 come from real queries. A scripted HTTP server gives what a real one will not do on cue:
-malformed JSON, unexpected shapes, 5xx, a hang past the timeout; a closed port is unreachable.
+malformed JSON, unexpected shapes, 5xx, a hang past the timeout, an answer trickled a byte at a
+time, a redirect, an oversized body, numbers Prometheus never writes; a closed port is
+unreachable.
 """
 
 from __future__ import annotations
 
+import gzip
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
+from istio_burst.watcher.fetch import MAX_BODY_BYTES
+from istio_burst.watcher.health import BurstHealthCheck
 from istio_burst.watcher.prometheus import PrometheusSource
 from istio_burst.watcher.readings import ReadingKind
+from istio_burst.watcher.settings import LOCAL_QUERY
 from tests.support.exporter import LoadExporter
 from tests.support.ports import free_port
 from tests.support.prometheus import PrometheusServer
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 
-RATE = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
+RATE = LOCAL_QUERY
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +46,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
 
 
 @pytest.fixture
-def scripted() -> Iterator[ScriptedServer]:
-    server = ScriptedServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def source_for(scripted: ScriptedServer) -> AsyncIterator[PrometheusSource]:
-    source = PrometheusSource(scripted.url, timeout=0.5)
+async def source_for(prom: ScriptedServer) -> AsyncIterator[PrometheusSource]:
+    source = PrometheusSource(prom.url, timeout=0.5)
     yield source
     await source.close()
 
@@ -144,17 +144,17 @@ def _answer(status: int, doc: object) -> Answer:
     ids=lambda v: v if isinstance(v, str) else None,
 )
 async def test_scripted_answers_are_classified(
-    scripted: ScriptedServer,
+    prom: ScriptedServer,
     source_for: PrometheusSource,
     answer: Answer,
     kind: ReadingKind,
     detail: str,
 ) -> None:
-    scripted.answer = answer
+    prom.answer = answer
     reading = await source_for.read("up")
     assert reading.kind is kind, reading
     assert detail in reading.detail
-    assert scripted.paths[-1].startswith("/api/v1/query?query=up")
+    assert prom.paths[-1].startswith("/api/v1/query?query=up")
     if kind is ReadingKind.NUMBER:
         assert reading.value == 17.5
 
@@ -176,3 +176,105 @@ async def test_a_url_that_is_no_url_is_unreachable_not_a_crash() -> None:
     finally:
         await source.close()
     assert reading.kind is ReadingKind.UNREACHABLE
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("30", 30.0), ("1e3", 1000.0), ("2.5E-1", 0.25), (".5", 0.5), ("+3", 3.0), ("7.", 7.0)],
+)
+async def test_sample_values_in_prometheus_grammar_are_numbers(
+    prom: ScriptedServer, source_for: PrometheusSource, text: str, value: float
+) -> None:
+    prom.answer = Answer(200, vector(text))
+    reading = await source_for.read("up")
+    assert (reading.kind, reading.value) == (ReadingKind.NUMBER, value)
+
+
+@pytest.mark.parametrize(
+    "text", ["3_0", " 30", "30 ", "infinity", "nan", "inf", "0x1e", "١٢", "30req", "1e", ""]
+)
+async def test_sample_values_prometheus_never_writes_are_malformed(
+    prom: ScriptedServer, source_for: PrometheusSource, text: str
+) -> None:
+    # Python's float() reads "3_0" as 30 and "١٢" as 12; Prometheus writes neither.
+    prom.answer = Answer(200, vector(text))
+    reading = await source_for.read("up")
+    assert reading.kind is ReadingKind.MALFORMED, reading
+    assert "is no number" in reading.detail
+
+
+async def test_a_redirect_is_a_redirect_not_its_body(
+    prom: ScriptedServer, source_for: PrometheusSource
+) -> None:
+    prom.answer = Answer(302, vector("30"), headers={"Location": "http://elsewhere.test/q"})
+    reading = await source_for.read("up")
+    assert reading.kind is ReadingKind.REDIRECT, reading
+    assert "HTTP 302 to http://elsewhere.test/q" in reading.detail
+    assert len(prom.paths) == 1, "not followed"
+
+
+async def test_a_body_over_the_cap_is_refused(
+    prom: ScriptedServer, source_for: PrometheusSource
+) -> None:
+    padding = " " * MAX_BODY_BYTES  # valid JSON, just too much of it
+    prom.answer = Answer(200, vector("5") + padding.encode())
+    reading = await source_for.read("up")
+    assert reading.kind is ReadingKind.MALFORMED, reading
+    assert f"over {MAX_BODY_BYTES} bytes" in reading.detail
+
+
+async def test_a_trickled_answer_times_out_within_the_query_timeout(
+    prom: ScriptedServer,
+) -> None:
+    # ~250 bytes at one per 50 ms: no single read waits 1 s, the whole answer takes ~12 s.
+    prom.answer = Answer(200, vector("5"), trickle=0.05)
+    source = PrometheusSource(prom.url, timeout=1.0)
+    started = time.monotonic()
+    try:
+        reading = await source.read("up")
+    finally:
+        await source.close()
+    took = time.monotonic() - started
+    assert reading.kind is ReadingKind.TIMEOUT, reading
+    assert took < 1.0 + 1.0, f"the timeout bounds the whole query, took {took:.1f} s"
+
+
+async def test_a_trickling_burst_health_url_is_unhealthy_within_the_timeout(
+    prom: ScriptedServer, source_for: PrometheusSource
+) -> None:
+    prom.answer = Answer(200, b"ok", "text/plain", trickle=0.05)
+    check = BurstHealthCheck(prom.url + "/_healthz", "", 0.2, source_for, timeout=1.0)
+    started = time.monotonic()
+    try:
+        health = await check.check()
+    finally:
+        await check.close()
+    took = time.monotonic() - started
+    assert health.healthy is False
+    assert "no answer within 1 s" in health.detail
+    assert took < 1.0 + 1.0, f"the timeout bounds the whole check, took {took:.1f} s"
+
+
+async def test_a_redirecting_burst_health_url_is_unhealthy(
+    prom: ScriptedServer, source_for: PrometheusSource
+) -> None:
+    prom.answer = Answer(302, b"", headers={"Location": prom.url + "/elsewhere"})
+    check = BurstHealthCheck(prom.url + "/_healthz", "", 0.2, source_for, timeout=1.0)
+    try:
+        health = await check.check()
+    finally:
+        await check.close()
+    assert health.healthy is False
+    assert "HTTP 302" in health.detail
+
+
+async def test_a_compressed_bomb_is_never_inflated(
+    prom: ScriptedServer, source_for: PrometheusSource
+) -> None:
+    # 64 MiB of JSON whitespace gzips to ~64 KiB; inflated, it would pass the cap only after
+    # taking the memory. It is asked for uncompressed, so a gzip answer is just bytes: not JSON.
+    bomb = gzip.compress(b" " * (64 * MAX_BODY_BYTES) + vector("30"))
+    prom.answer = Answer(200, bomb, headers={"Content-Encoding": "gzip"})
+    reading = await source_for.read("up")
+    assert reading.kind is ReadingKind.MALFORMED, reading
+    assert "not JSON" in reading.detail

@@ -16,6 +16,7 @@ from istio_burst.watcher.settings import (
     LOCAL_QUERY,
     WatcherSettings,
     pod_namespace,
+    thresholds_problem,
 )
 from tests.support.processes import ISTIO_BURST
 
@@ -132,3 +133,18 @@ def test_prometheus_config_is_the_repositorys_with_the_given_targets(tmp_path: P
         "--storage.tsdb.path=/d",
         "--web.listen-address=127.0.0.1:9099",
     ]
+
+
+def test_the_policy_is_the_settings_of_the_same_names() -> None:
+    s = WatcherSettings(
+        mode="overflow", high=20, low=5, max_failures=7, empty_result_value="error", step=25
+    )
+    p = s.policy()
+    assert (p.mode, p.high, p.low, p.max_failures, p.step) == ("overflow", 20, 5, 7, 25)
+    assert p.empty_value is None, "'error': an empty result is a bad reading"
+    assert WatcherSettings(empty_result_value=2).policy().empty_value == 2.0
+
+
+def test_one_rule_for_low_and_high_equal_is_allowed() -> None:
+    assert thresholds_problem(15, 15) is None and WatcherSettings(low=15, high=15).low == 15
+    assert thresholds_problem(20, 15) == "LOW (20) must not be above HIGH (15)"

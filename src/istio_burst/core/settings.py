@@ -9,6 +9,7 @@ cannot drift.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -64,7 +65,7 @@ class ServiceSettings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in self.model_dump().items():
-            out[key] = redact_url(value) if isinstance(value, str) and "@" in value else value
+            out[key] = redact_url(value) if isinstance(value, str) else value
         return out
 
 
@@ -103,11 +104,16 @@ class HTTPServiceSettings(ServiceSettings):
     api_docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
 
 
-def redact_url(url: str) -> str:
-    """The URL with the password in its userinfo replaced by ***; anything else unchanged."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+# scheme://userinfo@host: userinfo runs to the last "@" before the path ("/", "?", "#").
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s]*)@")
+
+
+def redact_url(value: str) -> str:
+    """`value` with the password of every URL in it replaced by `***` (the user name is kept;
+    userinfo without a password, often a token, is replaced whole). A URL or any text."""
+
+    def mask(found: re.Match[str]) -> str:
+        user, colon, _ = found["userinfo"].partition(":")
+        return f"{found['scheme']}{user}:***@" if colon else f"{found['scheme']}***@"
+
+    return _USERINFO.sub(mask, value)

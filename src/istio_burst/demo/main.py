@@ -20,7 +20,7 @@ from istio_burst.demo.supervisor import (
     port_in_use,
     require_binary,
 )
-from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
+from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY, thresholds_problem
 
 __all__ = ["Settings", "run"]
 
@@ -185,8 +185,8 @@ def where(component: Component, s: Settings, state_dir: Path) -> str:
 
 
 def run(settings: Settings) -> int:
-    if settings.low >= settings.high:
-        say(f"error: LOW ({settings.low:g}) must be below HIGH ({settings.high:g})")
+    if problem := thresholds_problem(settings.low, settings.high):
+        say(f"error: {problem}")
         return 2
     if not REPO_CONFIG.is_file():
         say(f"error: the Prometheus config {REPO_CONFIG} is missing (run from the repo)")

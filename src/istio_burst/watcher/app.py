@@ -23,6 +23,7 @@ from istio_burst.watcher.actuators.haproxy import HAProxyActuator
 from istio_burst.watcher.health import BurstHealthCheck
 from istio_burst.watcher.loop import Watcher
 from istio_burst.watcher.prometheus import PrometheusSource
+from istio_burst.watcher.reporter import Reporter
 from istio_burst.watcher.settings import WatcherSettings
 from istio_burst.watcher.state import StatePublisher
 
@@ -64,7 +65,26 @@ def build_watcher(settings: WatcherSettings) -> Watcher:
         if settings.publish_state
         else None
     )
-    return Watcher(settings, source, build_actuator(settings), health=health, publisher=publisher)
+    actuator = build_actuator(settings)
+    policy = settings.policy()
+    reporter = Reporter(
+        policy,
+        actuator=actuator.name,
+        target=actuator.target,
+        prometheus_url=settings.prometheus_url,
+        dry_run=settings.dry_run,
+        publisher=publisher,
+    )
+    return Watcher(
+        policy,
+        source,
+        actuator,
+        reporter,
+        query=settings.query,
+        interval=settings.interval,
+        max_backoff=settings.max_backoff,
+        health=health,
+    )
 
 
 async def close_watcher(watcher: Watcher) -> None:
@@ -72,8 +92,7 @@ async def close_watcher(watcher: Watcher) -> None:
     await watcher.source.close()
     if watcher.health is not None:
         await watcher.health.close()
-    if watcher.publisher is not None:
-        await watcher.publisher.close()
+    await watcher.reporter.close()
 
 
 def create_app(settings: WatcherSettings) -> FastAPI:

@@ -16,7 +16,6 @@ Rules, in order:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
@@ -249,19 +248,3 @@ def _after_window(
         return target, reason, f"{detail} for {waited:.0f} s", memory
     detail = f"{detail} for {waited:.0f} of {policy.stabilization_window:g} s"
     return current, Reason.STABILIZING, detail, memory
-
-
-def replay(
-    policy: Policy, observations: Iterable[Observation], start: Weights = PRIMARY_ONLY
-) -> list[tuple[Weights, Decision]]:
-    """Decide over a series as if every change were written at once: (weights before, decision)."""
-    memory, current = Memory(), start
-    out: list[tuple[Weights, Decision]] = []
-    for obs in observations:
-        decision = decide(policy, memory, obs, current)
-        out.append((current, decision))
-        memory = decision.memory
-        if decision.weights != current:
-            memory = memory.after_change(obs.at, current, decision.weights)
-            current = decision.weights
-    return out

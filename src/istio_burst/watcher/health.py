@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 
 from istio_burst.core.redis import describe_error
+from istio_burst.core.settings import redact_url
 from istio_burst.watcher.decide import NO_HEALTH_SIGNAL, BurstHealth
+from istio_burst.watcher.fetch import bounded_get
 from istio_burst.watcher.prometheus import PrometheusSource
 from istio_burst.watcher.readings import ReadingKind
 
@@ -27,8 +29,10 @@ class BurstHealthCheck:
         timeout: float,
     ) -> None:
         self.url = url
+        self.shown_url = redact_url(url)  # for details, which reach logs and pages
         self.error_query = error_query
         self.max_error_ratio = max_error_ratio
+        self.timeout = timeout
         self._source = source
         self._http = httpx.AsyncClient(timeout=timeout)
 
@@ -46,12 +50,17 @@ class BurstHealthCheck:
         return BurstHealth(None, "; ".join(v.detail for v in verdicts if v.detail))
 
     async def _ready(self) -> BurstHealth:
+        # Only the status counts: the body is never read. A redirect is not a 200.
         try:
-            response = await self._http.get(self.url)
+            response = await bounded_get(
+                self._http, self.url, deadline=self.timeout, read_body=False
+            )
+        except (TimeoutError, httpx.TimeoutException):
+            return BurstHealth(False, f"{self.shown_url}: no answer within {self.timeout:g} s")
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-            return BurstHealth(False, f"{self.url}: {describe_error(exc)}")
-        if response.status_code != 200:
-            return BurstHealth(False, f"{self.url}: HTTP {response.status_code}")
+            return BurstHealth(False, f"{self.shown_url}: {redact_url(describe_error(exc))}")
+        if response.status != 200:
+            return BurstHealth(False, f"{self.shown_url}: HTTP {response.status}")
         return BurstHealth(True)
 
     async def _error_ratio(self) -> BurstHealth:

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import httpx
 import orjson
 
 from istio_burst.core.redis import describe_error
+from istio_burst.core.settings import redact_url
+from istio_burst.watcher.fetch import BodyTooLargeError, bounded_get
 from istio_burst.watcher.readings import Reading, ReadingKind
 
+# A sample value as Prometheus writes it (Go's FormatFloat, or NaN / +Inf / -Inf): decimal digits
+# with an optional fraction and exponent. Python's float() also takes "3_0", " 30", "infinity"
+# and non-ASCII digits; Prometheus never sends those, so they are malformed, not numbers.
+SAMPLE_VALUE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|NaN|[+-]?Inf")
 
-def classify(status: int, body: bytes) -> Reading:
+
+def parse_sample_value(text: str) -> float | None:
+    """The float Prometheus meant by `text`, or None when Prometheus would not write it so."""
+    return float(text) if SAMPLE_VALUE.fullmatch(text) else None
+
+
+def classify(status: int, body: bytes, location: str = "") -> Reading:
     """Turn one `/api/v1/query` response into a Reading. Never raises."""
+    if 300 <= status < 400:
+        where = f" to {redact_url(location)[:200]}" if location else ""
+        return Reading(ReadingKind.REDIRECT, detail=f"HTTP {status}{where}: not followed")
     if status >= 400:
         return Reading(ReadingKind.HTTP_ERROR, detail=f"HTTP {status}: {_error_text(body)}")
     try:
@@ -53,9 +69,8 @@ def _sample(pair: Any) -> Reading:
     """A Prometheus sample is [unix_time, "value as string"]."""
     if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[1], str):
         return Reading(ReadingKind.MALFORMED, detail=f"bad sample {pair!r:.80}")
-    try:
-        value = float(pair[1])
-    except ValueError:
+    value = parse_sample_value(pair[1])
+    if value is None:
         return Reading(ReadingKind.MALFORMED, detail=f"sample value {pair[1]!r:.40} is no number")
     if math.isnan(value) or math.isinf(value):
         return Reading(ReadingKind.NAN_INF, detail=pair[1])
@@ -79,23 +94,29 @@ def _cut(body: bytes) -> str:
 
 
 class PrometheusSource:
-    """Runs one PromQL expression against `/api/v1/query`, bounded by a timeout."""
+    """Runs one PromQL expression against `/api/v1/query`, the whole query bounded by `timeout`."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
+        self.shown_url = redact_url(self.base_url)  # for details, which reach logs and pages
+        self.timeout = timeout
         self._client = httpx.AsyncClient(timeout=timeout)
 
     async def read(self, query: str) -> Reading:
+        url = f"{self.base_url}/api/v1/query"
         try:
-            response = await self._client.get(
-                f"{self.base_url}/api/v1/query", params={"query": query}
+            response = await bounded_get(
+                self._client, url, params={"query": query}, deadline=self.timeout
             )
-        except httpx.TimeoutException as exc:
-            return Reading(ReadingKind.TIMEOUT, detail=f"{type(exc).__name__} at {self.base_url}")
+        except (TimeoutError, httpx.TimeoutException):
+            detail = f"Timeout: no complete answer within {self.timeout:g} s from {self.shown_url}"
+            return Reading(ReadingKind.TIMEOUT, detail=detail)
+        except BodyTooLargeError as exc:
+            return Reading(ReadingKind.MALFORMED, detail=f"{self.shown_url}: {exc}")
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-            detail = f"{self.base_url}: {describe_error(exc)}"
+            detail = f"{self.shown_url}: {redact_url(describe_error(exc))}"
             return Reading(ReadingKind.UNREACHABLE, detail=detail)
-        return classify(response.status_code, response.content)
+        return classify(response.status, response.body, response.location)
 
     async def close(self) -> None:
         await self._client.aclose()

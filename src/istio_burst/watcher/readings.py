@@ -14,7 +14,8 @@ class ReadingKind(StrEnum):
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
     HTTP_ERROR = "http_error"  # 4xx/5xx, e.g. a PromQL syntax error (400) or overload (503)
-    MALFORMED = "malformed"  # not the JSON shape of a Prometheus instant query
+    REDIRECT = "redirect"  # 3xx: Prometheus never redirects a query; its body is no reading
+    MALFORMED = "malformed"  # not a Prometheus instant query's JSON, or over the size cap
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +10,7 @@ from pydantic import Field, model_validator
 
 from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
 from istio_burst.watcher.actuators.haproxy import parse_runtime_api
+from istio_burst.watcher.decide import Policy
 
 # Kubernetes default. Each cluster has its own Prometheus, and a destination proxy reports its
 # requests (reporter="destination") to the Prometheus of the cluster it runs in: once traffic
@@ -85,7 +87,12 @@ class WatcherSettings(HTTPServiceSettings):
         + LOCAL_QUERY
         + ")",
     )
-    query_timeout: float = Field(1.0, gt=0, description="seconds one Prometheus query may take")
+    query_timeout: float = Field(
+        1.0,
+        gt=0,
+        description="seconds one whole Prometheus query (or burst-health check) may take, "
+        "from connecting to the last byte of the answer",
+    )
     empty_result_value: float | Literal["error"] = Field(
         0,
         description="req/s an empty query result (no series) stands for, or 'error' to treat "
@@ -199,8 +206,9 @@ class WatcherSettings(HTTPServiceSettings):
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> WatcherSettings:
-        if self.low > self.high:
-            raise ValueError(f"LOW ({self.low:g}) must not be above HIGH ({self.high:g})")
+        problem = thresholds_problem(self.low, self.high)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -213,3 +221,16 @@ class WatcherSettings(HTTPServiceSettings):
                 )
             parse_runtime_api(self.haproxy_runtime_api)  # a ValueError says what is wrong
         return self
+
+    def policy(self) -> Policy:
+        """The decision's parameters: each is the setting of the same name."""
+        same_name = {
+            f.name: getattr(self, f.name) for f in fields(Policy) if f.name != "empty_value"
+        }
+        empty = self.empty_result_value
+        return Policy(**same_name, empty_value=None if empty == "error" else float(empty))
+
+
+def thresholds_problem(low: float, high: float) -> str | None:
+    """The one rule for LOW and HIGH (the watcher's settings and the demo use it)."""
+    return f"LOW ({low:g}) must not be above HIGH ({high:g})" if low > high else None

@@ -2,9 +2,11 @@
 
 Only the `weight` of the two destinations (subsets primary and burst) of one HTTP route is ever
 written, as an RFC 6902 JSON patch that first `test`s both destination entries against what was
-read: if anyone changed them in between, the API server applies nothing (HTTP 422 "testing value
-... failed") and the watcher reads again and decides again. Nothing else in the object is sent,
-so other fields edited concurrently are untouched.
+read: if anyone changed them in between, the API server applies nothing. Its answer (HTTP 422,
+reason Invalid, a generic message) is the same as for any other rejected patch, so after a 422 the
+object is read again: if either destination changed, the write is a CONFLICT (the watcher decides
+again at once), else it is INVALID. Nothing else in the object is sent, so other fields edited
+concurrently are untouched.
 
 RBAC: the watcher uses exactly the verbs in `VERBS` on `virtualservices.networking.istio.io`.
 """
@@ -81,6 +83,19 @@ def find_route(obj: Any) -> RouteRef:
     )
 
 
+def _destinations_changed(ref: RouteRef, obj: Any) -> bool:
+    """Whether either destination entry (its weight included) differs from `ref`'s read."""
+    try:
+        now = find_route(obj)
+    except ActuatorError:
+        return True  # the route itself is gone or reshaped: certainly not what was read
+    return (now.http_index, now.positions, now.entries) != (
+        ref.http_index,
+        ref.positions,
+        ref.entries,
+    )
+
+
 def weights_of(ref: RouteRef) -> tuple[Weights, bool]:
     """The route's weights, normalised to sum to 100, and whether they already did."""
     raw = {name: ref.entries[name].get("weight", 0) for name in (SUBSET_PRIMARY, SUBSET_BURST)}
@@ -139,7 +154,22 @@ class IstioActuator:
     async def write(self, seen: Snapshot, desired: Weights) -> None:
         ref = seen.token
         assert isinstance(ref, RouteRef)
-        await self._call("patch", lambda: self._patch(weight_patch(ref, desired)))
+        try:
+            await self._call("patch", lambda: self._patch(weight_patch(ref, desired)))
+        except ActuatorError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, ApiException) and cause.status == 422):
+                raise
+            raise await self._after_rejection(ref, exc) from exc
+
+    async def _after_rejection(self, ref: RouteRef, rejected: ActuatorError) -> ActuatorError:
+        """A 422 does not say whether a `test` failed (kube-apiserver drops that text): look."""
+        now = await self._call("get", self._get)
+        if _destinations_changed(ref, now):
+            return ActuatorError(
+                ActuatorErrorKind.CONFLICT, f"changed since it was read ({rejected.detail})"
+            )
+        return rejected
 
     async def close(self) -> None:
         if self._api is not None:
@@ -217,7 +247,7 @@ def _translate(verb: str, exc: Exception) -> ActuatorError:
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
         message = _status_message(exc.body) or str(exc.reason or "")
-        return ActuatorError(_kind_of_status(status, message), f"{verb}: HTTP {status} {message}")
+        return ActuatorError(_kind_of_status(status), f"{verb}: HTTP {status} {message}")
     cause = exc.reason if isinstance(exc, MaxRetryError) else exc
     if isinstance(cause, Urllib3Timeout | TimeoutError):
         return ActuatorError(ActuatorErrorKind.TIMEOUT, f"{verb} timed out: {cause}")
@@ -226,13 +256,12 @@ def _translate(verb: str, exc: Exception) -> ActuatorError:
     return ActuatorError(ActuatorErrorKind.SERVER_ERROR, f"{verb} failed: {exc!r}")
 
 
-def _kind_of_status(status: int, message: str) -> ActuatorErrorKind:
+def _kind_of_status(status: int) -> ActuatorErrorKind:
     if status == 404:
         return ActuatorErrorKind.NOT_FOUND
     if status in (401, 403):
         return ActuatorErrorKind.FORBIDDEN
-    # 422 "testing value ... failed": a `test` op found other values than were read.
-    if status == 409 or (status == 422 and "testing value" in message.lower()):
+    if status == 409:  # a stale resourceVersion (a 422 is told apart in `write`, by re-reading)
         return ActuatorErrorKind.CONFLICT
     if status >= 500:
         return ActuatorErrorKind.SERVER_ERROR
