@@ -13,15 +13,9 @@ from istio_burst.frontend.settings import parse_origins, parse_processor_url
 from tests.support.processes import ISTIO_BURST
 
 
-def test_one_processor_url_is_the_default_target() -> None:
-    assert parse_processor_url("http://worker-service") == {"default": "http://worker-service/"}
-
-
-def test_named_processor_urls_are_the_subsets() -> None:
-    assert parse_processor_url("primary=http://127.0.0.1:1, burst=http://127.0.0.1:2/") == {
-        "primary": "http://127.0.0.1:1/",
-        "burst": "http://127.0.0.1:2/",
-    }
+def test_processor_url_is_one_url() -> None:
+    assert parse_processor_url("http://worker-service") == "http://worker-service/"
+    assert parse_processor_url(" http://127.0.0.1:8090/ ") == "http://127.0.0.1:8090/"
 
 
 @pytest.mark.parametrize(
@@ -29,9 +23,9 @@ def test_named_processor_urls_are_the_subsets() -> None:
     [
         ("", "empty"),
         ("worker:8081", "http"),
-        ("primary=http://a", "missing"),
-        ("primary=http://a,cloud=http://b", "subset"),
-        ("primary=http://a,primary=http://b", "twice"),
+        # The subset form of old: the frontend no longer splits, the data plane does.
+        ("primary=http://a,burst=http://b", "one URL"),
+        ("http://a,http://b", "one URL"),
     ],
 )
 def test_bad_processor_urls(value: str, complaint: str) -> None:

@@ -21,9 +21,8 @@ async def test_a_new_page_is_told_the_current_state(stack: Stack) -> None:
         routing = await page.wait_for("routing")
         watcher = await page.wait_for("watcher")
     assert frequency == {"freq": 0, "max": 100}
-    # One PROCESSOR_URL: the mesh routes, so the frontend shows the default weights only.
-    assert routing["primary"] == 100 and routing["burst"] == 0
-    assert routing["applied_by"] == "mesh"
+    # What the routing event says is tested in test_routing.py, on a Redis of its own.
+    assert "reported" in routing
     assert "state" in watcher
 
 

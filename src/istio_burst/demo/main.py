@@ -108,7 +108,8 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
                 **common,
                 "HOST": host,
                 "PORT": str(s.frontend_port),
-                "PROCESSOR_URL": f"primary={worker_url['primary']},burst={worker_url['burst']}",
+                # One URL: the data plane in front of the workers splits the requests.
+                "PROCESSOR_URL": worker_url["primary"],
             },
             hint="If it says the page's assets are missing, run ./run setup.",
         ),

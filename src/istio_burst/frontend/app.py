@@ -27,12 +27,13 @@ from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.feed import RedisFeed
 from istio_burst.frontend.pages import Pages, create_socket_server, queued_packets
 from istio_burst.frontend.relay import HashRelay
-from istio_burst.frontend.routing import Router
 from istio_burst.frontend.settings import FrontendSettings
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 1.0
+# The page measures the primary/burst split over this many seconds of received hashes.
+MEASURED_SPLIT_SECONDS = 10
 
 # Everything the page loads is served from here; the socket connects back to the same origin.
 CONTENT_SECURITY_POLICY = (
@@ -49,7 +50,9 @@ def render_page(settings: FrontendSettings) -> str:
     )
     env.filters["shortnum"] = lambda number: f"{number:g}"  # 100.0 -> 100
     return env.get_template("index.html").render(
-        max_frequency=settings.max_frequency, frequency=settings.frequency
+        max_frequency=settings.max_frequency,
+        frequency=settings.frequency,
+        split_seconds=MEASURED_SPLIT_SECONDS,
     )
 
 
@@ -58,9 +61,8 @@ def create_app(settings: FrontendSettings) -> Any:
     check_assets()
     page = render_page(settings)
     client = create_client(settings.redis_url)
-    router = Router(settings.targets)
     driver = LoadDriver(
-        router, timeout=settings.request_timeout, max_in_flight=settings.max_in_flight
+        settings.target_url, timeout=settings.request_timeout, max_in_flight=settings.max_in_flight
     )
     sio = create_socket_server(settings.origins)
     relay = HashRelay(
@@ -72,10 +74,7 @@ def create_app(settings: FrontendSettings) -> Any:
     pages = Pages(
         sio, driver, settings.max_frequency, on_join=relay.add_page, on_leave=relay.remove_page
     )
-    pages.routing = router.describe()
-    feed = RedisFeed(
-        settings.redis_url, client, settings.channel, relay=relay, router=router, pages=pages
-    )
+    feed = RedisFeed(settings.redis_url, client, settings.channel, relay=relay, pages=pages)
 
     async def publish_stats() -> None:
         while True:

@@ -5,7 +5,8 @@ Events (python-socketio server, socket.io-client 4 on the page):
   server -> page  `frequency`        {"freq", "max"}              on connect and on every change
                   `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender)
                   `hashes`           {"hashes", "count", "counts", "sent_at"}  (relay.py)
-                  `routing`          {"primary", "burst", "source", "applied_by"}
+                  `routing`          {"reported", "primary", "burst", "actuator", ...}
+                                     the watcher's weights (routing_view), with its state
                   `watcher`          {"state": <the watcher's object or null>}
                   `stats`            the load driver's figures, once a second (driver.py)
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import socketio
 
+from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.frontend import metrics
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
@@ -86,6 +88,24 @@ def queued_packets(sio: socketio.AsyncServer) -> Callable[[str], int]:
     return count
 
 
+def routing_view(state: dict[str, Any] | None) -> dict[str, Any]:
+    """What the Routing card shows: the weights as the watcher reports them, and who applies
+    them (`haproxy` locally, `istio` in Kubernetes); before any report, only that there is none.
+    """
+    if state is None:
+        return {"reported": False}
+    weights = state["weights"]  # checked by the feed
+    return {
+        "reported": True,
+        SUBSET_PRIMARY: weights[SUBSET_PRIMARY],
+        SUBSET_BURST: weights[SUBSET_BURST],
+        "actuator": state.get("actuator") or None,
+        "target": state.get("target") or None,
+        "dry_run": bool(state.get("dry_run", False)),
+        "at": state.get("at"),
+    }
+
+
 class Pages:
     """Every open page: the state a new page is sent, and the handlers of what pages send."""
 
@@ -102,7 +122,7 @@ class Pages:
         self.driver = driver
         self.maximum = maximum
         self.count = 0
-        self.routing: dict[str, Any] = {}
+        self.routing: dict[str, Any] = routing_view(None)
         self.watcher: dict[str, Any] = {"state": None}
         self.stats: dict[str, Any] | None = None
         self._on_join = on_join
@@ -153,12 +173,14 @@ class Pages:
         # Everyone, the sender too: it confirms the value and moves every slider.
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
 
-    async def set_routing(self, routing: dict[str, Any]) -> None:
+    async def set_watcher(self, state: dict[str, Any] | None) -> None:
+        """The watcher's state (None: none reported yet), and the routing it reports."""
+        self.watcher = {"state": state}
+        routing = routing_view(state)
+        if routing != self.routing:
+            log.info("route weights", extra={"routing": routing})
         self.routing = routing
         await self.sio.emit(ROUTING_EVENT, routing)
-
-    async def set_watcher(self, state: dict[str, Any] | None) -> None:
-        self.watcher = {"state": state}
         await self.sio.emit(WATCHER_EVENT, self.watcher)
 
     async def set_stats(self, stats: dict[str, Any]) -> None:

@@ -5,36 +5,24 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from istio_burst.core.contracts import CALCULATION_CHANNEL, SUBSETS
+from istio_burst.core.contracts import CALCULATION_CHANNEL
 from istio_burst.core.settings import RedisURL, ServiceSettings
 
-# The target name of a single PROCESSOR_URL (the mesh, not us, picks the subset).
+# The name the driver's figures and metrics give the one PROCESSOR_URL.
 DEFAULT_TARGET = "default"
 
 
-def parse_processor_url(value: str) -> dict[str, str]:
-    """`http://worker` -> {"default": url}; `primary=http://a,burst=http://b` -> one per subset."""
+def parse_processor_url(value: str) -> str:
+    """The one worker URL (`http://worker-service`, or the local proxy), with a trailing slash."""
     value = value.strip()
     if not value:
         raise ValueError("PROCESSOR_URL is empty")
-    if "=" not in value.split("://", 1)[0]:
-        return {DEFAULT_TARGET: _http_url(value)}
-    targets: dict[str, str] = {}
-    for part in value.split(","):
-        name, sep, url = part.strip().partition("=")
-        name = name.strip()
-        if not sep or name not in SUBSETS:
-            raise ValueError(
-                f"PROCESSOR_URL part {part.strip()!r} is not <subset>=<url> with subset one of "
-                f"{', '.join(SUBSETS)}"
-            )
-        if name in targets:
-            raise ValueError(f"PROCESSOR_URL names {name} twice")
-        targets[name] = _http_url(url)
-    missing = [name for name in SUBSETS if name not in targets]
-    if missing:
-        raise ValueError(f"PROCESSOR_URL with names must name every subset; missing: {missing}")
-    return targets
+    if "=" in value.split("://", 1)[0] or "," in value:
+        raise ValueError(
+            "PROCESSOR_URL is one URL (the mesh's worker-service, or the local proxy); "
+            "the primary=<url>,burst=<url> form is gone: the data plane splits the requests"
+        )
+    return _http_url(value)
 
 
 def _http_url(url: str) -> str:
@@ -69,8 +57,8 @@ class FrontendSettings(ServiceSettings):
     )
     processor_url: str = Field(
         "http://localhost:8081",
-        description="where to POST: one worker URL (the mesh routes), or "
-        "primary=<url>,burst=<url> to split by the weights the watcher publishes in Redis",
+        description="where to POST: one URL; the data plane (Istio in Kubernetes, HAProxy "
+        "locally) splits the requests between primary and burst",
     )
     channel: str = Field(
         CALCULATION_CHANNEL, min_length=1, description="Redis channel the workers publish on"
@@ -127,7 +115,7 @@ class FrontendSettings(ServiceSettings):
         return self
 
     @property
-    def targets(self) -> dict[str, str]:
+    def target_url(self) -> str:
         return parse_processor_url(self.processor_url)
 
     @property

@@ -200,23 +200,61 @@
       d.data.push(current.get(d.label) || 0);
       d.data.shift();
     }
+    recent.push(Object.fromEntries(current));
+    while (recent.length > SPLIT_SECONDS) recent.shift();
+    showMeasuredSplit();
     current.clear();
     chart.update("none");
     showConnection();
   }, 1000);
 
-  // ---- routing weights ------------------------------------------------------------------------
-  socket.on("routing", (r) => {
-    if (typeof r.primary !== "number" || typeof r.burst !== "number") return;
-    for (const [name, weight] of [["primary", r.primary], ["burst", r.burst]]) {
+  // ---- routing: the weights the watcher reports, and the split the hashes show -----------------
+  const APPLIED_BY = { haproxy: "HAProxy", istio: "the Istio VirtualService" };
+
+  function showWeights(weights) {
+    for (const name of ["primary", "burst"]) {
       const bar = $(`weight-${name}`);
+      const weight = weights ? weights[name] : 0;
       bar.style.width = `${weight}%`;
-      bar.setAttribute("aria-valuenow", String(weight));
+      if (weights) bar.setAttribute("aria-valuenow", String(weight));
+      else bar.removeAttribute("aria-valuenow");
     }
-    const source = r.source === "redis" ? "published by the watcher" : "default: nothing published yet";
-    const by = r.applied_by === "mesh" ? "the mesh routes the requests" : "this frontend splits the requests";
-    $("routing-text").textContent = `primary ${r.primary} % / burst ${r.burst} % (${source}; ${by})`;
+  }
+
+  socket.on("routing", (r) => {
+    if (!r || !r.reported) {
+      // Never a default shown as fact: the weights are simply not known.
+      showWeights(null);
+      $("routing-text").textContent = "no watcher has reported yet: the weights in force are not known";
+      return;
+    }
+    showWeights(r);
+    const who = APPLIED_BY[r.actuator] || (r.actuator ? `the ${r.actuator} actuator` : "the watcher's actuator");
+    const where = r.target ? ` (${r.target})` : "";
+    const when = typeof r.at === "number" && r.at > 1e9 ? ` at ${new Date(r.at * 1000).toLocaleTimeString()}` : "";
+    const dry = r.dry_run ? "; dry run: not applied" : "";
+    $("routing-text").textContent = `primary ${r.primary} % / burst ${r.burst} %, reported by the watcher${when}; applied by ${who}${where}${dry}`;
   });
+
+  const SPLIT_SECONDS = Number($("measured-split").dataset.seconds);
+  const recent = []; // per second: {primary, burst}, newest last
+
+  function showMeasuredSplit() {
+    let primary = 0;
+    let burst = 0;
+    for (const second of recent) {
+      primary += second.primary || 0;
+      burst += second.burst || 0;
+    }
+    const total = primary + burst;
+    const text = $("measured-split");
+    if (!total) {
+      text.textContent = "no hashes";
+      return;
+    }
+    const p = Math.round((100 * primary) / total);
+    text.textContent = `primary ${p} % · burst ${100 - p} % (of ${total.toLocaleString()})`;
+  }
 
   // ---- the watcher's state: the main keys in front, every other one under "all fields" ---------
   const MAIN = ["mode", "decision", "reason", "reading", "weights", "ready", "not_ready_reason", "at"];
