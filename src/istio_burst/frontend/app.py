@@ -72,7 +72,12 @@ def create_app(settings: FrontendSettings) -> Any:
         queued_packets=queued_packets(sio),
     )
     pages = Pages(
-        sio, driver, settings.max_frequency, on_join=relay.add_page, on_leave=relay.remove_page
+        sio,
+        driver,
+        settings.max_frequency,
+        events_per_second=settings.frequency_events_per_second,
+        on_join=relay.add_page,
+        on_leave=relay.remove_page,
     )
     feed = RedisFeed(settings.redis_url, client, settings.channel, relay=relay, pages=pages)
 
@@ -107,6 +112,7 @@ def create_app(settings: FrontendSettings) -> Any:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await relay.stop()
+        await pages.broadcast.close()
         await driver.stop(grace=settings.graceful_timeout)
         with contextlib.suppress(Exception):
             await client.aclose()

@@ -1,7 +1,10 @@
 """The load driver: POSTs `{"str": <random>}` to the workers at the set frequency.
 
 Sends are scheduled on an absolute clock (tick k at anchor + k/frequency), so time spent sending
-never slows the rate down; when the loop wakes late it sends every tick that is due. It never
+never slows the rate down; when the loop wakes late it sends every tick that is due. The schedule
+stays anchored across changes, stops included: the next tick is one new period after the last,
+never earlier, so no sequence of changes (0 <-> F, as fast as pages can send them) makes more
+than F sends in any second. It never
 builds a backlog: a tick due while `max_in_flight` requests are unanswered, or one more than
 LATE_LIMIT seconds late (the process was stalled), is counted as skipped and dropped.
 """
@@ -110,8 +113,9 @@ class LoadDriver:
             frequency = self._frequency
             if frequency <= 0:
                 await self._sleep_until(None)
-                # Started again: the first request goes at once.
-                period, last_tick = 0.0, -math.inf
+                # Started again: planned from the last tick like any other change, so a restart
+                # never sends sooner than one period after the last request.
+                period = 0.0
                 continue
             if 1.0 / frequency != period:
                 # New frequency: the next send comes one new period after the last one, or now.

@@ -33,6 +33,10 @@ ACHIEVED_RATE = Gauge(
 FREQUENCY_REFUSED = Counter(
     "hashr_frontend_frequency_refused", "frequency events refused as invalid"
 )
+FREQUENCY_DROPPED = Counter(
+    "hashr_frontend_frequency_dropped",
+    "frequency events dropped because their page sent more than FREQUENCY_EVENTS_PER_SECOND",
+)
 CONNECTED_PAGES = Gauge("hashr_frontend_connected_pages", "socket.io clients connected now")
 HASHES_RELAYED = Counter(
     "hashr_frontend_hashes_relayed",

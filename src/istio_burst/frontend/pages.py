@@ -2,8 +2,11 @@
 
 Events (python-socketio server, socket.io-client 4 on the page):
   page -> server  `frequency`        {"freq": <number>}           set the deployment's rate
-  server -> page  `frequency`        {"freq", "max"}              on connect and on every change
-                  `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender)
+  server -> page  `frequency`        {"freq", "max"}              on connect and on changes,
+                                     coalesced (BROADCAST_INTERVAL): the latest value wins
+                  `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender):
+                                     error `bad_frequency`, or `rate_limited` (once per run of
+                                     dropped events: a page may send FREQUENCY_EVENTS_PER_SECOND)
                   `hashes`           {"hashes", "count", "counts", "sent_at"}  (relay.py)
                   `routing`          {"reported", "primary", "burst", "actuator", ...}
                                      the watcher's weights (routing_view), with its state
@@ -23,6 +26,7 @@ from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.frontend import metrics
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
+from istio_burst.frontend.throttle import Coalesced, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ ROUTING_EVENT = "routing"
 WATCHER_EVENT = "watcher"
 STATS_EVENT = "stats"
 NAMESPACE = "/"
+# At most this often is a frequency change told to every page (about 10 a second).
+BROADCAST_INTERVAL = 0.1
 
 OriginCheck = Callable[[str | None, dict[str, Any]], bool]
 
@@ -115,6 +121,7 @@ class Pages:
         driver: LoadDriver,
         maximum: float,
         *,
+        events_per_second: float,
         on_join: Callable[[str], None],
         on_leave: Callable[[str], None],
     ) -> None:
@@ -127,6 +134,11 @@ class Pages:
         self.stats: dict[str, Any] | None = None
         self._on_join = on_join
         self._on_leave = on_leave
+        self._events_per_second = events_per_second
+        # Per page: its `frequency` event budget, and whether it was told it ran out.
+        self._budgets: dict[str, TokenBucket] = {}
+        self._told_limited: set[str] = set()
+        self.broadcast = Coalesced(self._broadcast_frequency, BROADCAST_INTERVAL)
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on(FREQUENCY_EVENT, self._frequency)
@@ -135,6 +147,7 @@ class Pages:
         return {"freq": self.driver.frequency, "max": self.maximum}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        self._budgets[sid] = TokenBucket(self._events_per_second)
         self.count += 1
         metrics.CONNECTED_PAGES.set(self.count)
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload(), to=sid)
@@ -147,9 +160,16 @@ class Pages:
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.count -= 1
         metrics.CONNECTED_PAGES.set(self.count)
+        self._budgets.pop(sid, None)
+        self._told_limited.discard(sid)
         self._on_leave(sid)
 
     async def _frequency(self, sid: str, *args: Any) -> None:
+        budget = self._budgets.get(sid)
+        if budget is not None and not budget.take():
+            await self._drop(sid)
+            return
+        self._told_limited.discard(sid)
         # No payload arrives as no argument; several as several: both are refused below.
         payload = args[0] if len(args) == 1 else (None if not args else list(args))
         try:
@@ -171,7 +191,26 @@ class Pages:
         )
         self.driver.set_frequency(frequency)
         # Everyone, the sender too: it confirms the value and moves every slider.
+        self.broadcast.request()
+
+    async def _broadcast_frequency(self) -> None:
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
+
+    async def _drop(self, sid: str) -> None:
+        """Over its budget: the event is dropped and counted; the page is told once per run."""
+        metrics.FREQUENCY_DROPPED.inc()
+        if sid in self._told_limited:
+            return
+        self._told_limited.add(sid)
+        detail = (
+            f"more than {self._events_per_second:g} frequency changes a second from this page; "
+            "the extra ones are dropped"
+        )
+        await self.sio.emit(
+            FREQUENCY_ERROR_EVENT,
+            {"error": "rate_limited", "detail": detail, "freq": self.driver.frequency},
+            to=sid,
+        )
 
     async def set_watcher(self, state: dict[str, Any] | None) -> None:
         """The watcher's state (None: none reported yet), and the routing it reports."""

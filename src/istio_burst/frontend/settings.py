@@ -69,6 +69,13 @@ class FrontendSettings(ServiceSettings):
     frequency: float = Field(
         0, ge=0, description="requests per second at start (0: idle until a page sets it)"
     )
+    frequency_events_per_second: float = Field(
+        10,
+        gt=0,
+        le=1000,
+        description="frequency changes one page may send per second (the page sends at most "
+        "about 7 while the slider is dragged); more are dropped, counted and the page told",
+    )
     allowed_origins: str = Field(
         "",
         description="extra origins allowed to open the socket, comma-separated "
