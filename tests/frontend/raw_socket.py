@@ -27,6 +27,7 @@ class RawPage:
         self.ws = ws
         self.latest: dict[str, Any] = {}
         self.changed = asyncio.Event()
+        self.ended = asyncio.Event()  # the server closed the connection
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
@@ -45,16 +46,19 @@ class RawPage:
         await self.ws.send_str("42" + orjson.dumps([event, data]).decode())
 
     async def _read(self) -> None:
-        async for message in self.ws:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                break
-            text: str = message.data
-            if text == "2":
-                await self.ws.send_str("3")
-            elif text.startswith("42"):
-                name, *args = orjson.loads(text[2:])
-                self.latest[name] = args[0] if args else None
-                self.changed.set()
+        try:
+            async for message in self.ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+                text: str = message.data
+                if text == "2":
+                    await self.ws.send_str("3")
+                elif text.startswith("42"):
+                    name, *args = orjson.loads(text[2:])
+                    self.latest[name] = args[0] if args else None
+                    self.changed.set()
+        finally:
+            self.ended.set()
 
     async def close(self) -> None:
         await self.ws.close()

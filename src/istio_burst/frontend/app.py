@@ -25,9 +25,15 @@ from istio_burst.core.redis import create_client, ping_reason
 from istio_burst.frontend.assets import STATIC_DIR, TEMPLATES_DIR, check_assets
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.feed import RedisFeed
-from istio_burst.frontend.pages import Pages, create_socket_server, queued_packets
+from istio_burst.frontend.pages import (
+    MAX_MESSAGE_BYTES,
+    Pages,
+    create_socket_server,
+    queued_packets,
+)
 from istio_burst.frontend.relay import HashRelay
 from istio_burst.frontend.settings import FrontendSettings
+from istio_burst.frontend.socket_guard import socket_guard
 
 log = logging.getLogger(__name__)
 
@@ -136,4 +142,4 @@ def create_app(settings: FrontendSettings) -> Any:
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return socketio.ASGIApp(sio, other_asgi_app=app)
+    return socket_guard(socketio.ASGIApp(sio, other_asgi_app=app), MAX_MESSAGE_BYTES)

@@ -36,6 +36,9 @@ ROUTING_EVENT = "routing"
 WATCHER_EVENT = "watcher"
 STATS_EVENT = "stats"
 NAMESPACE = "/"
+# A page only ever sends tiny `frequency` events: the most one socket.io message may carry, on
+# either transport (the guard in front of /socket.io/ and the server's websocket frame limit).
+MAX_MESSAGE_BYTES = 64 * 1024
 # At most this often is a frequency change told to every page (about 10 a second).
 BROADCAST_INTERVAL = 0.1
 
@@ -72,8 +75,7 @@ def create_socket_server(extra_origins: list[str]) -> socketio.AsyncServer:
         cors_allowed_origins=origin_check(extra_origins),
         # Accept first, then send the current state from the connect handler.
         always_connect=True,
-        # A page only ever sends tiny `frequency` events.
-        max_http_buffer_size=64 * 1024,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
         logger=False,
         engineio_logger=False,
     )
