@@ -25,6 +25,7 @@ from istio_burst.core.redis import create_client, ping_reason
 from istio_burst.frontend.assets import STATIC_DIR, TEMPLATES_DIR, check_assets
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.feed import RedisFeed
+from istio_burst.frontend.hosts import AllowedHosts
 from istio_burst.frontend.pages import (
     MAX_MESSAGE_BYTES,
     Pages,
@@ -70,7 +71,8 @@ def create_app(settings: FrontendSettings) -> Any:
     driver = LoadDriver(
         settings.target_url, timeout=settings.request_timeout, max_in_flight=settings.max_in_flight
     )
-    sio = create_socket_server(settings.origins)
+    hosts = AllowedHosts(settings.hosts)
+    sio = create_socket_server(hosts.origin_check(settings.origins))
     relay = HashRelay(
         sio,
         window=settings.batch_window,
@@ -142,4 +144,4 @@ def create_app(settings: FrontendSettings) -> Any:
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return socket_guard(socketio.ASGIApp(sio, other_asgi_app=app), MAX_MESSAGE_BYTES)
+    return hosts.guard(socket_guard(socketio.ASGIApp(sio, other_asgi_app=app), MAX_MESSAGE_BYTES))

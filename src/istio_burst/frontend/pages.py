@@ -26,6 +26,7 @@ from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.frontend import metrics
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
+from istio_burst.frontend.hosts import OriginCheck
 from istio_burst.frontend.throttle import Coalesced, TokenBucket
 
 log = logging.getLogger(__name__)
@@ -42,37 +43,11 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # At most this often is a frequency change told to every page (about 10 a second).
 BROADCAST_INTERVAL = 0.1
 
-OriginCheck = Callable[[str | None, dict[str, Any]], bool]
 
-
-def origin_check(extra_origins: list[str]) -> OriginCheck:
-    """Same-origin (as the browser sees the page, proxies included) plus the listed origins."""
-    allowed = frozenset(extra_origins)
-
-    def check(origin: str | None, environ: dict[str, Any]) -> bool:
-        if origin is None or origin in allowed:
-            return True
-        scope = environ.get("asgi.scope", {})
-        scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
-        host = environ.get("HTTP_HOST", "")
-        forwarded_proto = _first(environ.get("HTTP_X_FORWARDED_PROTO"))
-        forwarded_host = _first(environ.get("HTTP_X_FORWARDED_HOST"))
-        same = {f"{scheme}://{host}"}
-        if forwarded_proto or forwarded_host:
-            same.add(f"{forwarded_proto or scheme}://{forwarded_host or host}")
-        return origin in same
-
-    return check
-
-
-def _first(header: str | None) -> str:
-    return header.split(",")[0].strip() if header else ""
-
-
-def create_socket_server(extra_origins: list[str]) -> socketio.AsyncServer:
+def create_socket_server(origin_check: OriginCheck) -> socketio.AsyncServer:
     return socketio.AsyncServer(
         async_mode="asgi",
-        cors_allowed_origins=origin_check(extra_origins),
+        cors_allowed_origins=origin_check,
         # Accept first, then send the current state from the connect handler.
         always_connect=True,
         max_http_buffer_size=MAX_MESSAGE_BYTES,

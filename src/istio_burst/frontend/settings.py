@@ -7,6 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from istio_burst.core.contracts import CALCULATION_CHANNEL
 from istio_burst.core.settings import RedisURL, ServiceSettings
+from istio_burst.frontend.hosts import parse_hosts
 
 # The name the driver's figures and metrics give the one PROCESSOR_URL.
 DEFAULT_TARGET = "default"
@@ -76,10 +77,17 @@ class FrontendSettings(ServiceSettings):
         description="frequency changes one page may send per second (the page sends at most "
         "about 7 while the slider is dragged); more are dropped, counted and the page told",
     )
+    allowed_hosts: str = Field(
+        "localhost,127.0.0.1,frontend",
+        description="host names the frontend answers to, comma-separated (*.example.com for "
+        "subdomains; IP addresses are always answered): the Host of every request and the Origin "
+        "of every socket must name one; a name of anyone else's (DNS rebinding) gets 400/403",
+    )
     allowed_origins: str = Field(
         "",
         description="extra origins allowed to open the socket, comma-separated "
-        "(https://a.example,http://b:8080); the page's own origin is always allowed; '*' is not",
+        "(https://a.example,http://b:8080); pages from an ALLOWED_HOSTS name, or opened by IP "
+        "address, always may; '*' is not allowed",
     )
     request_timeout: float = Field(
         2.0, gt=0, le=60, description="seconds before a request to the worker counts as failed"
@@ -107,6 +115,12 @@ class FrontendSettings(ServiceSettings):
         parse_processor_url(value)
         return value.strip()
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: str) -> str:
+        parse_hosts(value)
+        return value.strip()
+
     @field_validator("allowed_origins")
     @classmethod
     def _check_origins(cls, value: str) -> str:
@@ -124,6 +138,10 @@ class FrontendSettings(ServiceSettings):
     @property
     def target_url(self) -> str:
         return parse_processor_url(self.processor_url)
+
+    @property
+    def hosts(self) -> list[str]:
+        return parse_hosts(self.allowed_hosts)
 
     @property
     def origins(self) -> list[str]:
