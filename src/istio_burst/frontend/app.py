@@ -30,9 +30,8 @@ from istio_burst.frontend.pages import (
     MAX_MESSAGE_BYTES,
     Pages,
     create_socket_server,
-    queued_packets,
 )
-from istio_burst.frontend.relay import HashRelay
+from istio_burst.frontend.relay import RECEIVED_EVENT, HashRelay
 from istio_burst.frontend.settings import FrontendSettings
 from istio_burst.frontend.socket_guard import socket_guard
 
@@ -77,8 +76,8 @@ def create_app(settings: FrontendSettings) -> Any:
         sio,
         window=settings.batch_window,
         per_batch=settings.hashes_per_batch,
-        queued_packets=queued_packets(sio),
     )
+    sio.on(RECEIVED_EVENT, relay.received)
     pages = Pages(
         sio,
         driver,

@@ -7,7 +7,8 @@ Events (python-socketio server, socket.io-client 4 on the page):
                   `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender):
                                      error `bad_frequency`, or `rate_limited` (once per run of
                                      dropped events: a page may send FREQUENCY_EVENTS_PER_SECOND)
-                  `hashes`           {"hashes", "count", "counts", "sent_at"}  (relay.py)
+                  `hashes`           {"seq", "hashes", "count", "counts", "sent_at"}
+  page -> server  `received`         {"seq"}: the newest batch the page has handled (relay.py)
                   `routing`          {"reported", "primary", "burst", "actuator", ...}
                                      the watcher's weights (routing_view), with its state
                   `watcher`          {"state": <the watcher's object or null>}
@@ -54,21 +55,6 @@ def create_socket_server(origin_check: OriginCheck) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
-
-
-def queued_packets(sio: socketio.AsyncServer) -> Callable[[str], int]:
-    """How many packets a page's socket has queued and not yet written (0 if unknown).
-
-    Reaches into Engine.IO's per-socket queue: the only place that says a page is not keeping up.
-    """
-
-    def count(sid: str) -> int:
-        eio_sid = sio.manager.eio_sid_from_sid(sid, NAMESPACE)
-        sock = sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
-        queue = getattr(sock, "queue", None)
-        return int(queue.qsize()) if queue is not None else 0
-
-    return count
 
 
 def routing_view(state: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 // The String Hashr page: one socket.io connection back to the frontend that served it.
-// Server events: frequency, frequency_error, hashes, routing, watcher, stats (see pages.py).
+// Server events: frequency, frequency_error, hashes, routing, watcher, stats; the page sends
+// frequency and received (see pages.py).
 "use strict";
 
 (() => {
@@ -139,7 +140,19 @@
     return item;
   }
 
+  // Tell the server which batch this page has handled, about every ACK_EVERY_MS: a page that
+  // falls behind is then sent the newest hashes and the counts, never a growing queue.
+  const ACK_EVERY_MS = 200;
+  let ackTimer = null;
+  let handledSeq = 0;
+  function acknowledge() {
+    ackTimer = null;
+    socket.emit("received", { seq: handledSeq });
+  }
+
   socket.on("hashes", (batch) => {
+    handledSeq = batch.seq;
+    if (ackTimer === null) ackTimer = setTimeout(acknowledge, ACK_EVERY_MS);
     const fragment = document.createDocumentFragment();
     // The batch is oldest first and holds at most the newest few; the list shows newest first.
     for (let i = batch.hashes.length - 1; i >= 0 && fragment.childNodes.length < MAX_SHOWN; i--) {
