@@ -96,7 +96,9 @@ class Page:
         self.url = url
         self.headers = headers or {}
         self.acknowledge = acknowledge
-        self._acknowledged_at = -ACK_EVERY
+        self._handled = 0
+        self._ack: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.events: list[Event] = []
         self._arrived = asyncio.Event()
         self.sio = socketio.AsyncClient(
@@ -107,12 +109,18 @@ class Page:
     async def _record(self, name: str, *args: Any) -> None:
         self.events.append(Event(name, args[0] if args else None, time.monotonic(), time.time()))
         self._arrived.set()
-        now = time.monotonic()
-        if name == "hashes" and self.acknowledge and now - self._acknowledged_at >= ACK_EVERY:
+        if name == "hashes" and self.acknowledge:
             # As the page's script does: the server sends a page that does not say what it
             # has handled only the newest hashes, after a while none.
-            self._acknowledged_at = now
-            await self.sio.emit("received", {"seq": args[0]["seq"]})
+            self._handled = args[0]["seq"]
+            if self._ack is None:
+                self._ack = asyncio.get_running_loop().call_later(ACK_EVERY, self._send_ack)
+
+    def _send_ack(self) -> None:
+        self._ack = None
+        task = asyncio.create_task(self.sio.emit("received", {"seq": self._handled}))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def connect(self) -> Page:
         await self.sio.connect(
@@ -121,6 +129,8 @@ class Page:
         return self
 
     async def close(self) -> None:
+        if self._ack is not None:
+            self._ack.cancel()
         await self.sio.disconnect()
 
     async def __aenter__(self) -> Page:

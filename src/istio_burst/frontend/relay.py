@@ -24,9 +24,12 @@ from istio_burst.frontend import metrics
 
 HASHES_EVENT = "hashes"
 RECEIVED_EVENT = "received"
-# Batches (about 1.2 s of 30 ms windows) a page's acknowledgement may lag the newest before we
-# stop sending it batches and keep a backlog for it instead. Pages acknowledge every 0.2 s.
-BEHIND_AFTER_BATCHES = 40
+# Batches (about 5 s of 30 ms windows) a page's acknowledgement may lag the newest before we
+# stop sending it batches and keep a backlog for it instead. Pages acknowledge every 0.2 s; a
+# busy browser or machine lags a second or two, and holding it back then only delays it more
+# (measured: p99 doubled at 40). Batches sent to many pages are encoded once and shared, so
+# what a page that never reads holds is this many references, not this many copies.
+BEHIND_AFTER_BATCHES = 160
 
 
 @dataclass
