@@ -2,13 +2,13 @@
 
 Events (python-socketio server, socket.io-client 4 on the page):
   page -> server  `frequency`        {"freq": <number>}           set the deployment's rate
+                  `received`         {"seq"}: the newest batch the page has handled (relay.py)
   server -> page  `frequency`        {"freq", "max"}              on connect and on changes,
                                      coalesced (BROADCAST_INTERVAL): the latest value wins
                   `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender):
                                      error `bad_frequency`, or `rate_limited` (once per run of
                                      dropped events: a page may send FREQUENCY_EVENTS_PER_SECOND)
                   `hashes`           {"seq", "hashes", "count", "counts", "sent_at"}
-  page -> server  `received`         {"seq"}: the newest batch the page has handled (relay.py)
                   `routing`          {"reported", "primary", "burst", "actuator", ...}
                                      the watcher's weights (routing_view), with its state
                   `watcher`          {"state": <the watcher's object or null>}
@@ -37,7 +37,6 @@ FREQUENCY_ERROR_EVENT = "frequency_error"
 ROUTING_EVENT = "routing"
 WATCHER_EVENT = "watcher"
 STATS_EVENT = "stats"
-NAMESPACE = "/"
 # A page only ever sends tiny `frequency` events: the most one socket.io message may carry, on
 # either transport (the guard in front of /socket.io/ and the server's websocket frame limit).
 MAX_MESSAGE_BYTES = 64 * 1024
