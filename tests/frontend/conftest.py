@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from istio_burst.core.contracts import ROUTING_KEY, Weights
 from tests.support.frontend import Stack, new_channel, start_frontend, start_stack
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess
@@ -30,8 +29,12 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @dataclass
-class SplitStack:
+class PageStack:
+    """A worker and a frontend on a Redis of the test's own, which the test may write to."""
+
     url: str
+    channel: str
+    redis_url: str
     client: redis.Redis
     processes: list[ManagedProcess]
     # Starts the frontend again, same port and settings (after the test stopped it).
@@ -39,33 +42,27 @@ class SplitStack:
 
 
 @pytest.fixture
-def split_stack(own_redis: RedisServer, tmp_path: Path) -> Iterator[SplitStack]:
-    """Weights 0/100 already in Redis, then a primary worker, a bursty- one and the frontend
-    (PROCESSOR_URL=primary=…,burst=…) on a Redis of the test's own."""
+def page_stack(own_redis: RedisServer, tmp_path: Path) -> Iterator[PageStack]:
+    """A primary worker and the frontend (one PROCESSOR_URL) on a Redis of the test's own."""
     client = redis.Redis.from_url(own_redis.url)
-    client.set(ROUTING_KEY, Weights(0, 100).encode())
     channel = new_channel()
     processes: list[ManagedProcess] = []
     port = free_port()
     try:
-        primary, primary_url = start_worker(own_redis, tmp_path, CHANNEL=channel)
-        processes.append(primary)
-        burst, burst_url = start_worker(own_redis, tmp_path, prefix="bursty-", CHANNEL=channel)
-        processes.append(burst)
+        worker, worker_url = start_worker(own_redis, tmp_path, CHANNEL=channel)
+        processes.append(worker)
 
         def launch() -> ManagedProcess:
             frontend, _ = start_frontend(
-                own_redis,
-                tmp_path,
-                f"primary={primary_url},burst={burst_url}",
-                PORT=str(port),
-                CHANNEL=channel,
+                own_redis, tmp_path, worker_url, PORT=str(port), CHANNEL=channel
             )
             processes.append(frontend)
             return frontend
 
         launch()
-        yield SplitStack(f"http://127.0.0.1:{port}", client, processes, launch)
+        yield PageStack(
+            f"http://127.0.0.1:{port}", channel, own_redis.url, client, processes, launch
+        )
     finally:
         for proc in reversed(processes):
             proc.stop()

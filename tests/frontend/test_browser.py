@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
 import orjson
 import pytest
+import redis
+from playwright.async_api import Page as BrowserPage
 
-from istio_burst.core.contracts import (
-    ROUTING_CHANNEL,
-    ROUTING_KEY,
-    WATCHER_STATE_CHANNEL,
-    WATCHER_STATE_KEY,
-    Weights,
-)
-from tests.frontend.conftest import SplitStack
+from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY, HashMessage
+from tests.frontend.conftest import PageStack
 from tests.support.browser import artifact, chromium
+from tests.support.watcher import start_watcher, wait_status
+from tests.watcher.fake_http import Answer, ScriptedServer, vector
+from tests.watcher.fake_kube import FakeKubeAPI, virtual_service
 
 # Shaped like what the watcher publishes: the main keys and a few of its others.
 WATCHER_STATE = {
@@ -25,7 +30,8 @@ WATCHER_STATE = {
     "reason": "above_threshold",
     "at": 1795545931.5,
     "ready": True,
-    "actuator": "local",
+    "actuator": "haproxy",
+    "target": "backend workers",
     "not_ready_reason": "",
     "thresholds": {"high": 15.0, "low": 10.0},
     "burst_health": {"healthy": True, "detail": ""},
@@ -42,13 +48,33 @@ CHART_HAS_BOTH_SIDES = """() => {
 }"""
 
 
+@contextlib.asynccontextmanager
+async def burst_hashes(client: redis.Redis, channel: str, rate: float) -> AsyncIterator[None]:
+    """Hashes from a burst worker on the channel, as a data plane sending it half would give."""
+
+    async def publish() -> None:
+        while True:
+            message = HashMessage("bursty-" + "b" * 43 + "=", "burst", "burst-1", time.time())
+            await asyncio.to_thread(client.publish, channel, message.encode())
+            await asyncio.sleep(1 / rate)
+
+    task = asyncio.create_task(publish())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def aria_value(page: BrowserPage, selector: str) -> str | None:
+    return await page.get_attribute(selector, "aria-valuenow")
+
+
 @pytest.mark.browser
-async def test_the_page_in_a_real_browser(split_stack: SplitStack) -> None:
-    weights = Weights(50, 50).encode()
-    split_stack.client.set(ROUTING_KEY, weights)
-    split_stack.client.publish(ROUTING_CHANNEL, weights)
-    split_stack.client.set(WATCHER_STATE_KEY, orjson.dumps(WATCHER_STATE))
-    split_stack.client.publish(WATCHER_STATE_CHANNEL, orjson.dumps(WATCHER_STATE))
+async def test_the_page_in_a_real_browser(page_stack: PageStack) -> None:
+    state = orjson.dumps(WATCHER_STATE)
+    page_stack.client.set(WATCHER_STATE_KEY, state)
+    page_stack.client.publish(WATCHER_STATE_CHANNEL, state)
 
     problems: list[str] = []
     async with chromium() as browser:
@@ -58,10 +84,13 @@ async def test_the_page_in_a_real_browser(split_stack: SplitStack) -> None:
             lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
         )
         page.on("pageerror", lambda exc: problems.append(str(exc)))
-        await page.goto(split_stack.url)
+        await page.goto(page_stack.url)
         assert await page.title() == "String Hashr"
         await page.wait_for_selector("#connection[data-state=success]", timeout=10_000)
-        await page.wait_for_selector("text=primary 50 % / burst 50 %", timeout=10_000)
+        await page.wait_for_selector("#routing-text >> text=applied by HAProxy", timeout=10_000)
+        assert "primary 50 % / burst 50 %" in await page.inner_text("#routing-text")
+        assert await aria_value(page, "#weight-primary") == "50"
+        assert await aria_value(page, "#weight-burst") == "50"
         await page.wait_for_selector("#watcher >> text=more_burst", timeout=10_000)
 
         # Move the slider by clicking two fifths along it: about 40 requests/s.
@@ -72,10 +101,18 @@ async def test_the_page_in_a_real_browser(split_stack: SplitStack) -> None:
         chosen = float(await page.input_value("#freq-number"))
         assert 20 <= chosen <= 60, f"the number beside the slider shows {chosen}"
 
-        await page.wait_for_selector("#hashes li.hash-primary", timeout=10_000)
-        await page.wait_for_selector("#hashes li.hash-burst", timeout=10_000)
-        await page.wait_for_function(CHART_HAS_BOTH_SIDES, timeout=10_000)
-        await page.wait_for_selector("text=/sending [0-9.]+ of/", timeout=10_000)
+        # The primary worker answers the driver; burst hashes arrive as well, at about 10/s.
+        async with burst_hashes(page_stack.client, page_stack.channel, 10):
+            await page.wait_for_selector("#hashes li.hash-primary", timeout=10_000)
+            await page.wait_for_selector("#hashes li.hash-burst", timeout=10_000)
+            await page.wait_for_function(CHART_HAS_BOTH_SIDES, timeout=10_000)
+            await page.wait_for_selector("text=/sending [0-9.]+ of/", timeout=10_000)
+            # Mostly primary (about 40 of 50 a second): the split measured from the hashes.
+            await page.wait_for_function(
+                """() => /primary ([6-9][0-9]) % · burst ([1-3][0-9]) %/.test(
+                     document.getElementById("measured-split").textContent)""",
+                timeout=10_000,
+            )
         burst_item = await page.inner_text("#hashes li.hash-burst >> nth=0")
         assert "bursty-" in burst_item and "burst" in burst_item
 
@@ -94,12 +131,76 @@ async def test_the_page_in_a_real_browser(split_stack: SplitStack) -> None:
         assert not problems, f"the browser reported: {problems}"
 
         # The frontend goes away: the page says so, and reconnects by itself when it is back.
-        split_stack.processes[-1].stop()
+        page_stack.processes[-1].stop()
         await page.wait_for_selector("#connection[data-state=danger]", timeout=10_000)
-        split_stack.restart_frontend()
+        page_stack.restart_frontend()
         await page.wait_for_selector("#connection[data-state=success]", timeout=20_000)
         # The new process starts at frequency 0, and the page's slider follows it.
         await page.wait_for_function(
             "document.getElementById('freq-range').value === '0'", timeout=5_000
         )
         await page.wait_for_selector("text=stopped (frequency 0)", timeout=5_000)
+
+
+@pytest.fixture
+def mesh() -> Iterator[tuple[FakeKubeAPI, ScriptedServer]]:
+    """The in-test Kubernetes API with the worker VirtualService at 100/0, and a Prometheus
+    whose answer the test sets (3 req/s to begin with)."""
+    kube, prom = FakeKubeAPI(), ScriptedServer()
+    kube.put(virtual_service(100, 0))
+    prom.answer = Answer(200, vector("3"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(kube.start().stop)
+        stack.callback(prom.start().stop)
+        yield kube, prom
+
+
+@pytest.mark.browser
+async def test_the_routing_card_shows_the_virtual_service_weights(
+    page_stack: PageStack, mesh: tuple[FakeKubeAPI, ScriptedServer], tmp_path: Path
+) -> None:
+    """Kubernetes as the page sees it: the watcher patches the VirtualService (the in-test API
+    server), publishes its state on Redis, and the frontend has one PROCESSOR_URL."""
+    kube, prom = mesh
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 1100})
+        await page.goto(page_stack.url)
+        await page.wait_for_selector("#connection[data-state=success]", timeout=10_000)
+        # No watcher yet: the card says so, and no weight is shown as if it were known.
+        await page.wait_for_selector(
+            "#routing-text >> text=no watcher has reported yet", timeout=10_000
+        )
+        assert await aria_value(page, "#weight-primary") is None
+        assert await aria_value(page, "#weight-burst") is None
+
+        proc, url = start_watcher(
+            tmp_path,
+            prom.url,
+            ACTUATOR="istio",
+            KUBECONFIG=str(kube.kubeconfig(tmp_path / "kubeconfig")),
+            NAMESPACE="default",
+            REDIS_URL=page_stack.redis_url,
+        )
+        try:
+            await asyncio.to_thread(wait_status, proc, url, lambda s: s["ready"])
+            await page.wait_for_selector(
+                "#routing-text >> text=applied by the Istio VirtualService", timeout=10_000
+            )
+            assert await aria_value(page, "#weight-primary") == "100"
+
+            prom.answer = Answer(200, vector("30"))  # a burst of load, as the sidecars count it
+            await asyncio.to_thread(wait_status, proc, url, lambda s: s["weights"]["burst"] == 100)
+            assert kube.weights() == (0, 100)
+            await page.wait_for_function(
+                """() => document.getElementById("weight-burst")
+                           .getAttribute("aria-valuenow") === "100" """,
+                timeout=10_000,
+            )
+            assert await aria_value(page, "#weight-primary") == "0"
+            text = await page.inner_text("#routing-text")
+            assert "primary 0 % / burst 100 %" in text
+            assert "virtualservice default/worker-virtual-service" in text
+        finally:
+            proc.stop()
+        shot = artifact("frontend-routing-istio.png")
+        await page.screenshot(path=str(shot), full_page=True)

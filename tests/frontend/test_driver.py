@@ -6,7 +6,6 @@ import asyncio
 import time
 
 from istio_burst.frontend.driver import LATE_LIMIT, LoadDriver
-from istio_burst.frontend.routing import Router
 from tests.frontend.raw_http import RawServer, echo_forever
 
 
@@ -16,7 +15,7 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 async def test_a_stall_is_caught_up_to_a_limit_and_the_rest_skipped() -> None:
     async with RawServer(echo_forever) as server:
-        driver = LoadDriver(Router({"default": server.url}), timeout=2.0, max_in_flight=1000)
+        driver = LoadDriver(server.url, timeout=2.0, max_in_flight=1000)
         driver.start()
         try:
             driver.set_frequency(50)
@@ -37,7 +36,7 @@ async def test_a_stall_is_caught_up_to_a_limit_and_the_rest_skipped() -> None:
 
 async def test_a_silent_worker_fills_the_cap_and_no_more() -> None:
     async with RawServer(silent) as server:
-        driver = LoadDriver(Router({"default": server.url}), timeout=1.0, max_in_flight=5)
+        driver = LoadDriver(server.url, timeout=1.0, max_in_flight=5)
         driver.start()
         try:
             driver.set_frequency(100)

@@ -1,94 +1,111 @@
-"""PROCESSOR_URL=primary=…,burst=…: requests follow the weights the watcher writes in Redis."""
+"""The frontend routes nothing: one PROCESSOR_URL, and the weights shown are the watcher's.
+
+The data plane (HAProxy locally, the Istio VirtualService in Kubernetes) splits the requests; the
+page's `routing` event is the weights the watcher reports in its state on Redis, with who applies
+them, and says plainly when no watcher has reported yet.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 import redis
 
 from istio_burst.core.contracts import (
     FRONTEND_REQUESTS_METRIC,
-    ROUTING_CHANNEL,
-    ROUTING_KEY,
     WATCHER_STATE_CHANNEL,
     WATCHER_STATE_KEY,
-    Weights,
 )
-from tests.frontend.conftest import SplitStack
+from tests.frontend.conftest import PageStack
 from tests.support.frontend import Page
 from tests.support.metrics import metric_value
 
 
-def publish(client: redis.Redis, key: str, channel: str, payload: bytes) -> None:
+def watcher_state(primary: int, burst: int, actuator: str = "haproxy") -> dict[str, Any]:
+    """Shaped like the watcher's `WatcherState.as_dict()` (the keys the page reads)."""
+    return {
+        "reading": 42.0,
+        "weights": {"primary": primary, "burst": burst},
+        "mode": "switch",
+        "decision": "to_burst",
+        "reason": "above_threshold",
+        "at": 1732467012.5,
+        "ready": True,
+        "actuator": actuator,
+        "target": "backend workers" if actuator == "haproxy" else "virtualservice default/vs",
+        "dry_run": False,
+    }
+
+
+def publish_state(client: redis.Redis, payload: bytes) -> None:
     """As the watcher does: the key for whoever starts later, the channel for who is running."""
-    client.set(key, payload)
-    client.publish(channel, payload)
+    client.set(WATCHER_STATE_KEY, payload)
+    client.publish(WATCHER_STATE_CHANNEL, payload)
 
 
-async def hashes_after(page: Page, seconds: float) -> list[str]:
-    """The hash values shown over the next `seconds`."""
-    since = page.mark()
-    await asyncio.sleep(seconds)
-    return [h["value"] for h in page.hashes(since)]
+async def test_before_any_watcher_state_the_weights_are_not_claimed(
+    page_stack: PageStack,
+) -> None:
+    async with Page(page_stack.url) as page:
+        assert await page.wait_for("routing") == {"reported": False}
+        assert await page.wait_for("watcher") == {"state": None}
 
 
-async def test_requests_follow_the_published_weights(split_stack: SplitStack) -> None:
-    client = split_stack.client
-    async with Page(split_stack.url) as page:
-        # Read from the key at start: everything goes to the burst worker.
-        routing = await page.wait_for("routing")
-        assert routing == {"primary": 0, "burst": 100, "source": "redis", "applied_by": "frontend"}
-        await page.set_frequency(40)
-        await page.wait_for("hashes")
-        values = await hashes_after(page, 1.0)
-        assert values and all(v.startswith("bursty-") for v in values)
-
-        since = page.mark()
-        publish(client, ROUTING_KEY, ROUTING_CHANNEL, Weights(100, 0).encode())
-        await page.wait_for("routing", lambda r: r["primary"] == 100, since=since)
-        await asyncio.sleep(0.3)  # requests already sent to burst may still answer
-        values = await hashes_after(page, 1.0)
-        assert values and not any(v.startswith("bursty-") for v in values)
-
-        publish(client, ROUTING_KEY, ROUTING_CHANNEL, Weights(50, 50).encode())
-        await page.wait_for("routing", lambda r: r["burst"] == 50, since=since)
-        values = await hashes_after(page, 1.5)
-        bursty = sum(v.startswith("bursty-") for v in values)
-        assert 0 < bursty < len(values), f"{bursty} of {len(values)} from burst at 50/50"
-        await page.set_frequency(0)
-
-    for target in ("primary", "burst"):
-        sent = metric_value(split_stack.url, FRONTEND_REQUESTS_METRIC, target=target, outcome="ok")
-        assert sent > 0, f"no ok requests counted for {target}"
-
-
-async def test_weights_breaking_the_contract_are_ignored(split_stack: SplitStack) -> None:
-    async with Page(split_stack.url) as page:
+async def test_the_routing_shown_is_what_the_watcher_reports(page_stack: PageStack) -> None:
+    async with Page(page_stack.url) as page:
         await page.wait_for("routing")
-        split_stack.client.publish(ROUTING_CHANNEL, b'{"primary": 70, "burst": 70}')
-        split_stack.client.publish(ROUTING_CHANNEL, b"not json")
+        publish_state(page_stack.client, orjson.dumps(watcher_state(30, 70)))
+        routing = await page.wait_for("routing", lambda r: r["reported"])
+        assert routing == {
+            "reported": True,
+            "primary": 30,
+            "burst": 70,
+            "actuator": "haproxy",
+            "target": "backend workers",
+            "dry_run": False,
+            "at": 1732467012.5,
+        }
         since = page.mark()
-        split_stack.client.publish(ROUTING_CHANNEL, Weights(20, 80).encode())
+        publish_state(page_stack.client, orjson.dumps(watcher_state(0, 100, "istio")))
+        routing = await page.wait_for("routing", since=since)
+        assert (routing["primary"], routing["burst"], routing["actuator"]) == (0, 100, "istio")
+    # A page opened later reads the state from its key.
+    async with Page(page_stack.url) as late:
+        routing = await late.wait_for("routing")
+        assert (routing["primary"], routing["burst"], routing["actuator"]) == (0, 100, "istio")
+        assert (await late.wait_for("watcher"))["state"] == watcher_state(0, 100, "istio")
+
+
+async def test_requests_go_to_the_one_url_whatever_the_weights(page_stack: PageStack) -> None:
+    publish_state(page_stack.client, orjson.dumps(watcher_state(0, 100)))
+    async with Page(page_stack.url) as page:
+        assert (await page.wait_for("routing", lambda r: r["reported"]))["burst"] == 100
+        await page.set_frequency(30)
+        await page.wait_for("hashes")
+        since = page.mark()
+        await asyncio.sleep(1.0)
+        clusters = {h["cluster"] for h in page.hashes(since)}
+        await page.set_frequency(0)
+    # The frontend does not split: the one worker behind PROCESSOR_URL (primary) served them all.
+    assert clusters == {"primary"}
+    assert metric_value(page_stack.url, FRONTEND_REQUESTS_METRIC, target="default", outcome="ok")
+
+
+async def test_a_state_breaking_the_contract_is_ignored(page_stack: PageStack) -> None:
+    client = page_stack.client
+    async with Page(page_stack.url) as page:
+        await page.wait_for("routing")
+        client.publish(WATCHER_STATE_CHANNEL, orjson.dumps(watcher_state(70, 70)))
+        client.publish(WATCHER_STATE_CHANNEL, b"not json")
+        client.publish(WATCHER_STATE_CHANNEL, b'{"actuator": "istio"}')
+        since = page.mark()
+        client.publish(WATCHER_STATE_CHANNEL, orjson.dumps(watcher_state(20, 80)))
         routing = await page.wait_for("routing", since=since)
         assert (routing["primary"], routing["burst"]) == (20, 80)
-    assert metric_value(split_stack.url, "hashr_frontend_bad_messages_total") == 2
-
-
-async def test_the_watcher_state_reaches_every_page(split_stack: SplitStack) -> None:
-    state = {
-        "mode": "burst",
-        "decision": "switch",
-        "reason": "42.0 req/s above 15",
-        "reading": 42.0,
-        "weights": {"primary": 0, "burst": 100},
-        "ready": True,
-        "at": 1732467012.5,
-    }
-    async with Page(split_stack.url) as page:
-        first = await page.wait_for("watcher")
-        assert first == {"state": None}, "no state was published yet"
-        publish(split_stack.client, WATCHER_STATE_KEY, WATCHER_STATE_CHANNEL, orjson.dumps(state))
-        assert await page.wait_for("watcher", lambda w: w["state"] is not None) == {"state": state}
-    async with Page(split_stack.url) as late:
-        assert await late.wait_for("watcher") == {"state": state}
+        bad_routing = [
+            e for e in page.events if e.name == "routing" and e.data.get("primary") == 70
+        ]
+        assert not bad_routing
+    assert metric_value(page_stack.url, "hashr_frontend_bad_messages_total") == 3

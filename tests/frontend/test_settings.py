@@ -8,20 +8,14 @@ from pathlib import Path
 import pytest
 
 from istio_burst.frontend.assets import AssetsMissingError, check_assets
-from istio_burst.frontend.pages import origin_check
+from istio_burst.frontend.hosts import AllowedHosts, parse_hosts
 from istio_burst.frontend.settings import parse_origins, parse_processor_url
 from tests.support.processes import ISTIO_BURST
 
 
-def test_one_processor_url_is_the_default_target() -> None:
-    assert parse_processor_url("http://worker-service") == {"default": "http://worker-service/"}
-
-
-def test_named_processor_urls_are_the_subsets() -> None:
-    assert parse_processor_url("primary=http://127.0.0.1:1, burst=http://127.0.0.1:2/") == {
-        "primary": "http://127.0.0.1:1/",
-        "burst": "http://127.0.0.1:2/",
-    }
+def test_processor_url_is_one_url() -> None:
+    assert parse_processor_url("http://worker-service") == "http://worker-service/"
+    assert parse_processor_url(" http://127.0.0.1:8090/ ") == "http://127.0.0.1:8090/"
 
 
 @pytest.mark.parametrize(
@@ -29,9 +23,9 @@ def test_named_processor_urls_are_the_subsets() -> None:
     [
         ("", "empty"),
         ("worker:8081", "http"),
-        ("primary=http://a", "missing"),
-        ("primary=http://a,cloud=http://b", "subset"),
-        ("primary=http://a,primary=http://b", "twice"),
+        # The subset form of old: the frontend no longer splits, the data plane does.
+        ("primary=http://a,burst=http://b", "one URL"),
+        ("http://a,http://b", "one URL"),
     ],
 )
 def test_bad_processor_urls(value: str, complaint: str) -> None:
@@ -48,16 +42,35 @@ def test_any_origin_is_never_allowed() -> None:
     ]
 
 
-def test_same_origin_and_listed_origins_may_connect() -> None:
-    check = origin_check(["https://dash.example"])
-    environ = {"HTTP_HOST": "hashr.local:8080", "asgi.scope": {"scheme": "ws"}}
+def test_allowed_hosts_and_addresses_are_answered() -> None:
+    hosts = AllowedHosts(parse_hosts("localhost, Hashr.Example.com,*.corp.example"))
+    for host in ("localhost:8080", "hashr.example.com", "a.corp.example:443", "10.1.2.3:8080"):
+        assert hosts.allows(host), host
+    assert hosts.allows("[::1]:8080")
+    for host in ("evil.example", "corp.example", "hashr.example.com.evil.example", "", "[:80"):
+        assert not hosts.allows(host), host
+
+
+def test_origins_must_name_an_allowed_host_or_the_address_asked() -> None:
+    check = AllowedHosts(["hashr.local"]).origin_check(["https://dash.example"])
+    environ = {"HTTP_HOST": "hashr.local:8080"}
+    assert check(None, environ), "no Origin: not a browser"
     assert check("http://hashr.local:8080", environ)
+    assert check("https://hashr.local", environ), "behind a TLS-terminating ingress"
     assert check("https://dash.example", environ)
     assert not check("http://evil.example", environ)
-    assert not check("https://hashr.local:8080", environ)
-    # Behind a TLS-terminating ingress the page's origin is what the proxy forwarded.
-    proxied = {**environ, "HTTP_X_FORWARDED_PROTO": "https"}
-    assert check("https://hashr.local:8080", proxied)
+    # A rebinding page: Host and Origin both name the attacker's host.
+    assert not check("http://evil.example:8080", {"HTTP_HOST": "evil.example:8080"})
+    # By address: only the address the request itself was sent to.
+    assert check("http://10.0.0.7:8080", {"HTTP_HOST": "10.0.0.7:8080"})
+    assert not check("http://10.6.6.6", {"HTTP_HOST": "10.0.0.7:8080"})
+    assert not check("null", environ)
+
+
+@pytest.mark.parametrize("value", ["*", "*.*", "http://hashr.example", "hashr.example:8080"])
+def test_bad_allowed_hosts(value: str) -> None:
+    with pytest.raises(ValueError, match="ALLOWED_HOSTS"):
+        parse_hosts(value)
 
 
 def test_the_command_refuses_a_wildcard_origin_and_says_why() -> None:

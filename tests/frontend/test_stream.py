@@ -21,9 +21,8 @@ async def test_a_new_page_is_told_the_current_state(stack: Stack) -> None:
         routing = await page.wait_for("routing")
         watcher = await page.wait_for("watcher")
     assert frequency == {"freq": 0, "max": 100}
-    # One PROCESSOR_URL: the mesh routes, so the frontend shows the default weights only.
-    assert routing["primary"] == 100 and routing["burst"] == 0
-    assert routing["applied_by"] == "mesh"
+    # What the routing event says is tested in test_routing.py, on a Redis of its own.
+    assert "reported" in routing
     assert "state" in watcher
 
 
@@ -60,8 +59,9 @@ async def test_frequency_sets_the_hash_rate_for_every_page_and_zero_stops_it(
 
 async def test_a_new_frequency_applies_within_one_new_period(stack: Stack) -> None:
     async with Page(stack.url) as page:
-        await page.set_frequency(0.2)  # one request every 5 s; the first goes at once
-        await page.wait_for("hashes", timeout=2.0)
+        # One request every 5 s; the first within one period of the last request (anchored).
+        await page.set_frequency(0.2)
+        await page.wait_for("hashes", timeout=12.0)
         changed = page.mark()
         await page.set_frequency(25)
         # Not after the 5 s the old period still had to run: well within a second.

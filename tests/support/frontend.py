@@ -75,6 +75,10 @@ def start_stack(redis: RedisServer, log_dir: Path, **frontend_env: str) -> Stack
     return Stack(redis, worker, frontend, url, channel)
 
 
+# Seconds between the `received` events a page sends (as the page's script, app.js).
+ACK_EVERY = 0.2
+
+
 @dataclass(frozen=True)
 class Event:
     name: str
@@ -86,9 +90,15 @@ class Event:
 class Page:
     """A socket.io client that records every server event, in order, with its arrival time."""
 
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, headers: dict[str, str] | None = None, *, acknowledge: bool = True
+    ) -> None:
         self.url = url
         self.headers = headers or {}
+        self.acknowledge = acknowledge
+        self._handled = 0
+        self._ack: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.events: list[Event] = []
         self._arrived = asyncio.Event()
         self.sio = socketio.AsyncClient(
@@ -99,6 +109,18 @@ class Page:
     async def _record(self, name: str, *args: Any) -> None:
         self.events.append(Event(name, args[0] if args else None, time.monotonic(), time.time()))
         self._arrived.set()
+        if name == "hashes" and self.acknowledge:
+            # As the page's script does: the server sends a page that does not say what it
+            # has handled only the newest hashes, after a while none.
+            self._handled = args[0]["seq"]
+            if self._ack is None:
+                self._ack = asyncio.get_running_loop().call_later(ACK_EVERY, self._send_ack)
+
+    def _send_ack(self) -> None:
+        self._ack = None
+        task = asyncio.create_task(self.sio.emit("received", {"seq": self._handled}))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def connect(self) -> Page:
         await self.sio.connect(
@@ -107,6 +129,8 @@ class Page:
         return self
 
     async def close(self) -> None:
+        if self._ack is not None:
+            self._ack.cancel()
         await self.sio.disconnect()
 
     async def __aenter__(self) -> Page:

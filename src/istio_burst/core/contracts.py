@@ -1,10 +1,9 @@
 """What the services say to each other, written down once and imported by both sides.
 
 - The worker PUBLISHes a `HashMessage` (JSON) on the `calculation` channel; the frontend decodes it.
-- The watcher writes `Weights` to ROUTING_KEY and publishes them on ROUTING_CHANNEL; the frontend's
-  router reads them (local demo; in Kubernetes the VirtualService does the routing).
-- The watcher writes its state (JSON object) to WATCHER_STATE_KEY and publishes it on
-  WATCHER_STATE_CHANNEL; the frontend shows it on the page.
+- The watcher writes its state (JSON object, with the `Weights` it reports) to WATCHER_STATE_KEY
+  and publishes it on WATCHER_STATE_CHANNEL; the frontend shows it on the page. The weights are
+  applied by the data plane (the Istio VirtualService, or HAProxy locally), never by the frontend.
 - The frontend counts its sends in FRONTEND_REQUESTS_METRIC; the watcher's local PromQL reads it.
 """
 
@@ -17,8 +16,6 @@ from typing import Any
 import orjson
 
 CALCULATION_CHANNEL = "calculation"
-ROUTING_KEY = "istio-burst:routing"
-ROUTING_CHANNEL = "istio-burst:routing"
 WATCHER_STATE_KEY = "istio-burst:watcher"
 WATCHER_STATE_CHANNEL = "istio-burst:watcher"
 
@@ -27,7 +24,7 @@ SUBSET_BURST = "burst"
 SUBSETS = (SUBSET_PRIMARY, SUBSET_BURST)
 
 # Counter exposed by the frontend as `hashr_frontend_requests_total{target, outcome}`:
-# target = the subset name (or "default" for a single PROCESSOR_URL), outcome = ok|failed|skipped.
+# target = "default" (the one PROCESSOR_URL), outcome = ok|failed|skipped.
 FRONTEND_REQUESTS_METRIC = "hashr_frontend_requests_total"
 OUTCOME_OK = "ok"
 OUTCOME_FAILED = "failed"

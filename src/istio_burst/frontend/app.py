@@ -25,14 +25,21 @@ from istio_burst.core.redis import create_client, ping_reason
 from istio_burst.frontend.assets import STATIC_DIR, TEMPLATES_DIR, check_assets
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.feed import RedisFeed
-from istio_burst.frontend.pages import Pages, create_socket_server, queued_packets
-from istio_burst.frontend.relay import HashRelay
-from istio_burst.frontend.routing import Router
+from istio_burst.frontend.hosts import AllowedHosts
+from istio_burst.frontend.pages import (
+    MAX_MESSAGE_BYTES,
+    Pages,
+    create_socket_server,
+)
+from istio_burst.frontend.relay import RECEIVED_EVENT, HashRelay
 from istio_burst.frontend.settings import FrontendSettings
+from istio_burst.frontend.socket_guard import socket_guard
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 1.0
+# The page measures the primary/burst split over this many seconds of received hashes.
+MEASURED_SPLIT_SECONDS = 10
 
 # Everything the page loads is served from here; the socket connects back to the same origin.
 CONTENT_SECURITY_POLICY = (
@@ -49,7 +56,9 @@ def render_page(settings: FrontendSettings) -> str:
     )
     env.filters["shortnum"] = lambda number: f"{number:g}"  # 100.0 -> 100
     return env.get_template("index.html").render(
-        max_frequency=settings.max_frequency, frequency=settings.frequency
+        max_frequency=settings.max_frequency,
+        frequency=settings.frequency,
+        split_seconds=MEASURED_SPLIT_SECONDS,
     )
 
 
@@ -58,24 +67,26 @@ def create_app(settings: FrontendSettings) -> Any:
     check_assets()
     page = render_page(settings)
     client = create_client(settings.redis_url)
-    router = Router(settings.targets)
     driver = LoadDriver(
-        router, timeout=settings.request_timeout, max_in_flight=settings.max_in_flight
+        settings.target_url, timeout=settings.request_timeout, max_in_flight=settings.max_in_flight
     )
-    sio = create_socket_server(settings.origins)
+    hosts = AllowedHosts(settings.hosts)
+    sio = create_socket_server(hosts.origin_check(settings.origins))
     relay = HashRelay(
         sio,
         window=settings.batch_window,
         per_batch=settings.hashes_per_batch,
-        queued_packets=queued_packets(sio),
     )
+    sio.on(RECEIVED_EVENT, relay.received)
     pages = Pages(
-        sio, driver, settings.max_frequency, on_join=relay.add_page, on_leave=relay.remove_page
+        sio,
+        driver,
+        settings.max_frequency,
+        events_per_second=settings.frequency_events_per_second,
+        on_join=relay.add_page,
+        on_leave=relay.remove_page,
     )
-    pages.routing = router.describe()
-    feed = RedisFeed(
-        settings.redis_url, client, settings.channel, relay=relay, router=router, pages=pages
-    )
+    feed = RedisFeed(settings.redis_url, client, settings.channel, relay=relay, pages=pages)
 
     async def publish_stats() -> None:
         while True:
@@ -108,6 +119,7 @@ def create_app(settings: FrontendSettings) -> Any:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await relay.stop()
+        await pages.broadcast.close()
         await driver.stop(grace=settings.graceful_timeout)
         with contextlib.suppress(Exception):
             await client.aclose()
@@ -131,4 +143,4 @@ def create_app(settings: FrontendSettings) -> Any:
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return socketio.ASGIApp(sio, other_asgi_app=app)
+    return hosts.guard(socket_guard(socketio.ASGIApp(sio, other_asgi_app=app), MAX_MESSAGE_BYTES))

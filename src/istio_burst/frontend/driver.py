@@ -1,7 +1,10 @@
 """The load driver: POSTs `{"str": <random>}` to the workers at the set frequency.
 
 Sends are scheduled on an absolute clock (tick k at anchor + k/frequency), so time spent sending
-never slows the rate down; when the loop wakes late it sends every tick that is due. It never
+never slows the rate down; when the loop wakes late it sends every tick that is due. The schedule
+stays anchored across changes, stops included: the next tick is one new period after the last,
+never earlier, so no sequence of changes (0 <-> F, as fast as pages can send them) makes more
+than F sends in any second. It never
 builds a backlog: a tick due while `max_in_flight` requests are unanswered, or one more than
 LATE_LIMIT seconds late (the process was stalled), is counted as skipped and dropped.
 """
@@ -19,7 +22,7 @@ import httpx
 
 from istio_burst.core.contracts import OUTCOME_FAILED, OUTCOME_OK, OUTCOME_SKIPPED
 from istio_burst.frontend import metrics
-from istio_burst.frontend.routing import Router
+from istio_burst.frontend.settings import DEFAULT_TARGET
 from istio_burst.frontend.transport import KeepAliveTransport
 
 log = logging.getLogger(__name__)
@@ -50,8 +53,7 @@ class _Interval:
 
 
 class LoadDriver:
-    def __init__(self, router: Router, *, timeout: float, max_in_flight: int) -> None:
-        self.router = router
+    def __init__(self, url: str, *, timeout: float, max_in_flight: int) -> None:
         self.max_in_flight = max_in_flight
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
@@ -60,9 +62,10 @@ class LoadDriver:
         self._requests: set[asyncio.Task[None]] = set()
         self._waiter: asyncio.Future[bool] | None = None
         self._task: asyncio.Task[None] | None = None
-        self.stats = {name: TargetStats() for name in router.targets}
+        # One target: the data plane in front of the workers decides which side serves.
+        self.stats = {DEFAULT_TARGET: TargetStats()}
         # Parsed once: parsing the URL string again is a good part of httpx's cost per request.
-        self._urls = {name: httpx.URL(url) for name, url in router.targets.items()}
+        self._url = httpx.URL(url)
         self._interval = _Interval()
 
     @property
@@ -110,8 +113,9 @@ class LoadDriver:
             frequency = self._frequency
             if frequency <= 0:
                 await self._sleep_until(None)
-                # Started again: the first request goes at once.
-                period, last_tick = 0.0, -math.inf
+                # Started again: planned from the last tick like any other change, so a restart
+                # never sends sooner than one period after the last request.
+                period = 0.0
                 continue
             if 1.0 / frequency != period:
                 # New frequency: the next send comes one new period after the last one, or now.
@@ -127,8 +131,8 @@ class LoadDriver:
             late = min(due, max(0, math.ceil((now - LATE_LIMIT - due_at) / period)))
             if late:
                 metrics.SKIPPED.labels(reason="late").inc(late)
-            for _ in range(late):
-                self._count(self.router.pick()[0], OUTCOME_SKIPPED)
+            if late:
+                self._count(OUTCOME_SKIPPED, late)
             for _ in range(due - late):
                 self._fire()
             ticks += due
@@ -148,25 +152,24 @@ class LoadDriver:
                 timer.cancel()
 
     def _fire(self) -> None:
-        target, _ = self.router.pick()
         if self._in_flight >= self.max_in_flight:
             metrics.SKIPPED.labels(reason="in_flight").inc()
-            self._count(target, OUTCOME_SKIPPED)
+            self._count(OUTCOME_SKIPPED)
             return
         self._in_flight += 1
         metrics.IN_FLIGHT.set(self._in_flight)
-        task = asyncio.create_task(self._send(target))
+        task = asyncio.create_task(self._send())
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
 
-    async def _send(self, target: str) -> None:
+    async def _send(self) -> None:
         assert self._client is not None
         body = b'{"str":"%016x"}' % random.getrandbits(64)
         started = time.perf_counter()
         error: str | None = None
         try:
             async with asyncio.timeout(self._timeout):
-                response = await self._client.post(self._urls[target], content=body, headers=_JSON)
+                response = await self._client.post(self._url, content=body, headers=_JSON)
             if response.status_code != 200:
                 error = f"HTTP {response.status_code}: {response.text[:200]}"
         except TimeoutError:
@@ -176,19 +179,21 @@ class LoadDriver:
         finally:
             self._in_flight -= 1
             metrics.IN_FLIGHT.set(self._in_flight)
-            metrics.REQUEST_SECONDS.labels(target=target).observe(time.perf_counter() - started)
+            metrics.REQUEST_SECONDS.labels(target=DEFAULT_TARGET).observe(
+                time.perf_counter() - started
+            )
         if error is None:
-            self._count(target, OUTCOME_OK)
+            self._count(OUTCOME_OK)
         else:
-            self._count(target, OUTCOME_FAILED)
-            stats = self.stats[target]
+            self._count(OUTCOME_FAILED)
+            stats = self.stats[DEFAULT_TARGET]
             if stats.last_error is None:
-                log.warning("requests to the worker fail", extra={"target": target, "error": error})
+                log.warning("requests to the worker fail", extra={"error": error})
             stats.last_error, stats.last_error_at = error, time.time()
 
-    def _count(self, target: str, outcome: str) -> None:
-        self.stats[target].count(outcome)
-        metrics.REQUESTS.labels(target=target, outcome=outcome).inc()
+    def _count(self, outcome: str, n: int = 1) -> None:
+        self.stats[DEFAULT_TARGET].count(outcome, n)
+        metrics.REQUESTS.labels(target=DEFAULT_TARGET, outcome=outcome).inc(n)
 
     def snapshot(self) -> dict[str, object]:
         """Totals and per-second rates since the previous snapshot (the pages' `stats` event)."""

@@ -1,7 +1,7 @@
-"""What the frontend follows in Redis: the hashes, the route weights and the watcher's state.
+"""What the frontend follows in Redis: the hashes and the watcher's state (with its weights).
 
-One subscription carries all three channels. Each time it is (re)established the two keys are
-read again, so weights or state published while Redis was away are not missed.
+One subscription carries both channels. Each time it is (re)established the state's key is read
+again, so a state published while Redis was away is not missed.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import orjson
 import redis.asyncio as aioredis
 
 from istio_burst.core.contracts import (
-    ROUTING_CHANNEL,
-    ROUTING_KEY,
     WATCHER_STATE_CHANNEL,
     WATCHER_STATE_KEY,
     ContractError,
@@ -26,7 +24,6 @@ from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error, subscribe_
 from istio_burst.frontend import metrics
 from istio_burst.frontend.pages import Pages
 from istio_burst.frontend.relay import HashRelay
-from istio_burst.frontend.routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +36,12 @@ class RedisFeed:
         channel: str,
         *,
         relay: HashRelay,
-        router: Router,
         pages: Pages,
     ) -> None:
         self._url = url
         self._client = client
         self._channel = channel
         self._relay = relay
-        self._router = router
         self._pages = pages
         self.up = False
         self.reason: str | None = "not subscribed yet"
@@ -56,7 +51,7 @@ class RedisFeed:
     async def run(self) -> None:
         await subscribe_forever(
             self._url,
-            [self._channel, ROUTING_CHANNEL, WATCHER_STATE_CHANNEL],
+            [self._channel, WATCHER_STATE_CHANNEL],
             self._on_message,
             self._on_state,
         )
@@ -65,8 +60,6 @@ class RedisFeed:
         try:
             if channel == self._channel:
                 self._relay.add(HashMessage.decode(data))
-            elif channel == ROUTING_CHANNEL:
-                await self._apply_weights(Weights.decode(data))
             elif channel == WATCHER_STATE_CHANNEL:
                 await self._pages.set_watcher(_watcher_state(data))
         except ContractError as exc:
@@ -80,31 +73,18 @@ class RedisFeed:
             self._reload = asyncio.create_task(self.load_keys(), name="load-redis-keys")
 
     async def load_keys(self) -> None:
-        """Read the weights and the watcher state as they are now (absent: the defaults)."""
+        """Read the watcher state as it is now (absent: no watcher has reported yet)."""
         try:
-            raw_weights, raw_state = await self._client.mget(ROUTING_KEY, WATCHER_STATE_KEY)
+            raw_state = await self._client.get(WATCHER_STATE_KEY)
         except REDIS_DOWN_ERRORS as exc:
             reason = describe_error(exc)
-            log.warning("could not read weights and watcher state", extra={"reason": reason})
+            log.warning("could not read the watcher state", extra={"reason": reason})
             return
-        try:
-            await self._apply_weights(None if raw_weights is None else Weights.decode(raw_weights))
-        except ContractError as exc:
-            metrics.BAD_MESSAGES.labels(channel=ROUTING_KEY).inc()
-            log.warning("ignored bad weights in redis", extra={"error": str(exc)})
         try:
             await self._pages.set_watcher(None if raw_state is None else _watcher_state(raw_state))
         except ContractError as exc:
             metrics.BAD_MESSAGES.labels(channel=WATCHER_STATE_KEY).inc()
             log.warning("ignored a bad watcher state in redis", extra={"error": str(exc)})
-
-    async def _apply_weights(self, weights: Weights | None) -> None:
-        before = self._router.describe()
-        self._router.set_weights(weights)
-        after = self._router.describe()
-        if after != before:
-            log.info("route weights", extra={"weights": after})
-        await self._pages.set_routing(after)
 
 
 def _watcher_state(raw: bytes | str) -> dict[str, Any]:
@@ -114,4 +94,9 @@ def _watcher_state(raw: bytes | str) -> dict[str, Any]:
         raise ContractError(f"watcher state is not JSON: {exc}") from exc
     if not isinstance(state, dict):
         raise ContractError(f"watcher state is not a JSON object but {type(state).__name__}")
+    # The page shows these weights as the routing in force: they must be weights.
+    weights = state.get("weights")
+    if not isinstance(weights, dict):
+        raise ContractError(f"watcher state has no weights object but {weights!r}")
+    Weights.decode(weights)
     return state

@@ -7,7 +7,8 @@ from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
 # prometheus_client appends `_total` to counters itself.
 REQUESTS = Counter(
     FRONTEND_REQUESTS_METRIC.removesuffix("_total"),
-    "requests the load driver meant to send, by target (subset or default) and outcome "
+    "requests the load driver meant to send, by target (always default: the one PROCESSOR_URL) "
+    "and outcome "
     "(ok, failed, skipped: not sent because too many were in flight or it fell behind)",
     ["target", "outcome"],
 )
@@ -32,6 +33,10 @@ ACHIEVED_RATE = Gauge(
 FREQUENCY_REFUSED = Counter(
     "hashr_frontend_frequency_refused", "frequency events refused as invalid"
 )
+FREQUENCY_DROPPED = Counter(
+    "hashr_frontend_frequency_dropped",
+    "frequency events dropped because their page sent more than FREQUENCY_EVENTS_PER_SECOND",
+)
 CONNECTED_PAGES = Gauge("hashr_frontend_connected_pages", "socket.io clients connected now")
 HASHES_RELAYED = Counter(
     "hashr_frontend_hashes_relayed",
@@ -50,7 +55,7 @@ END_TO_END_SECONDS = Histogram(
 )
 BAD_MESSAGES = Counter(
     "hashr_frontend_bad_messages",
-    "Redis messages that broke their contract (bad hash, weights or watcher state)",
+    "Redis messages that broke their contract (bad hash or watcher state)",
     ["channel"],
 )
 REDIS_UP = Gauge("hashr_frontend_redis_up", "1 while the Redis subscription is up, else 0")

@@ -2,10 +2,15 @@
 
 Events (python-socketio server, socket.io-client 4 on the page):
   page -> server  `frequency`        {"freq": <number>}           set the deployment's rate
-  server -> page  `frequency`        {"freq", "max"}              on connect and on every change
-                  `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender)
-                  `hashes`           {"hashes", "count", "counts", "sent_at"}  (relay.py)
-                  `routing`          {"primary", "burst", "source", "applied_by"}
+                  `received`         {"seq"}: the newest batch the page has handled (relay.py)
+  server -> page  `frequency`        {"freq", "max"}              on connect and on changes,
+                                     coalesced (BROADCAST_INTERVAL): the latest value wins
+                  `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender):
+                                     error `bad_frequency`, or `rate_limited` (once per run of
+                                     dropped events: a page may send FREQUENCY_EVENTS_PER_SECOND)
+                  `hashes`           {"seq", "hashes", "count", "counts", "sent_at"}
+                  `routing`          {"reported", "primary", "burst", "actuator", ...}
+                                     the watcher's weights (routing_view), with its state
                   `watcher`          {"state": <the watcher's object or null>}
                   `stats`            the load driver's figures, once a second (driver.py)
 """
@@ -18,9 +23,12 @@ from typing import Any
 
 import socketio
 
+from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.frontend import metrics
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
+from istio_burst.frontend.hosts import OriginCheck
+from istio_burst.frontend.throttle import Coalesced, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -29,61 +37,41 @@ FREQUENCY_ERROR_EVENT = "frequency_error"
 ROUTING_EVENT = "routing"
 WATCHER_EVENT = "watcher"
 STATS_EVENT = "stats"
-NAMESPACE = "/"
-
-OriginCheck = Callable[[str | None, dict[str, Any]], bool]
-
-
-def origin_check(extra_origins: list[str]) -> OriginCheck:
-    """Same-origin (as the browser sees the page, proxies included) plus the listed origins."""
-    allowed = frozenset(extra_origins)
-
-    def check(origin: str | None, environ: dict[str, Any]) -> bool:
-        if origin is None or origin in allowed:
-            return True
-        scope = environ.get("asgi.scope", {})
-        scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
-        host = environ.get("HTTP_HOST", "")
-        forwarded_proto = _first(environ.get("HTTP_X_FORWARDED_PROTO"))
-        forwarded_host = _first(environ.get("HTTP_X_FORWARDED_HOST"))
-        same = {f"{scheme}://{host}"}
-        if forwarded_proto or forwarded_host:
-            same.add(f"{forwarded_proto or scheme}://{forwarded_host or host}")
-        return origin in same
-
-    return check
+# A page only ever sends tiny `frequency` events: the most one socket.io message may carry, on
+# either transport (the guard in front of /socket.io/ and the server's websocket frame limit).
+MAX_MESSAGE_BYTES = 64 * 1024
+# At most this often is a frequency change told to every page (about 10 a second).
+BROADCAST_INTERVAL = 0.1
 
 
-def _first(header: str | None) -> str:
-    return header.split(",")[0].strip() if header else ""
-
-
-def create_socket_server(extra_origins: list[str]) -> socketio.AsyncServer:
+def create_socket_server(origin_check: OriginCheck) -> socketio.AsyncServer:
     return socketio.AsyncServer(
         async_mode="asgi",
-        cors_allowed_origins=origin_check(extra_origins),
+        cors_allowed_origins=origin_check,
         # Accept first, then send the current state from the connect handler.
         always_connect=True,
-        # A page only ever sends tiny `frequency` events.
-        max_http_buffer_size=64 * 1024,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
         logger=False,
         engineio_logger=False,
     )
 
 
-def queued_packets(sio: socketio.AsyncServer) -> Callable[[str], int]:
-    """How many packets a page's socket has queued and not yet written (0 if unknown).
-
-    Reaches into Engine.IO's per-socket queue: the only place that says a page is not keeping up.
+def routing_view(state: dict[str, Any] | None) -> dict[str, Any]:
+    """What the Routing card shows: the weights as the watcher reports them, and who applies
+    them (`haproxy` locally, `istio` in Kubernetes); before any report, only that there is none.
     """
-
-    def count(sid: str) -> int:
-        eio_sid = sio.manager.eio_sid_from_sid(sid, NAMESPACE)
-        sock = sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
-        queue = getattr(sock, "queue", None)
-        return int(queue.qsize()) if queue is not None else 0
-
-    return count
+    if state is None:
+        return {"reported": False}
+    weights = state["weights"]  # checked by the feed
+    return {
+        "reported": True,
+        SUBSET_PRIMARY: weights[SUBSET_PRIMARY],
+        SUBSET_BURST: weights[SUBSET_BURST],
+        "actuator": state.get("actuator") or None,
+        "target": state.get("target") or None,
+        "dry_run": bool(state.get("dry_run", False)),
+        "at": state.get("at"),
+    }
 
 
 class Pages:
@@ -95,6 +83,7 @@ class Pages:
         driver: LoadDriver,
         maximum: float,
         *,
+        events_per_second: float,
         on_join: Callable[[str], None],
         on_leave: Callable[[str], None],
     ) -> None:
@@ -102,11 +91,16 @@ class Pages:
         self.driver = driver
         self.maximum = maximum
         self.count = 0
-        self.routing: dict[str, Any] = {}
+        self.routing: dict[str, Any] = routing_view(None)
         self.watcher: dict[str, Any] = {"state": None}
         self.stats: dict[str, Any] | None = None
         self._on_join = on_join
         self._on_leave = on_leave
+        self._events_per_second = events_per_second
+        # Per page: its `frequency` event budget, and whether it was told it ran out.
+        self._budgets: dict[str, TokenBucket] = {}
+        self._told_limited: set[str] = set()
+        self.broadcast = Coalesced(self._broadcast_frequency, BROADCAST_INTERVAL)
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on(FREQUENCY_EVENT, self._frequency)
@@ -115,6 +109,7 @@ class Pages:
         return {"freq": self.driver.frequency, "max": self.maximum}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        self._budgets[sid] = TokenBucket(self._events_per_second)
         self.count += 1
         metrics.CONNECTED_PAGES.set(self.count)
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload(), to=sid)
@@ -127,9 +122,16 @@ class Pages:
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.count -= 1
         metrics.CONNECTED_PAGES.set(self.count)
+        self._budgets.pop(sid, None)
+        self._told_limited.discard(sid)
         self._on_leave(sid)
 
     async def _frequency(self, sid: str, *args: Any) -> None:
+        budget = self._budgets.get(sid)
+        if budget is not None and not budget.take():
+            await self._drop(sid)
+            return
+        self._told_limited.discard(sid)
         # No payload arrives as no argument; several as several: both are refused below.
         payload = args[0] if len(args) == 1 else (None if not args else list(args))
         try:
@@ -151,14 +153,35 @@ class Pages:
         )
         self.driver.set_frequency(frequency)
         # Everyone, the sender too: it confirms the value and moves every slider.
+        self.broadcast.request()
+
+    async def _broadcast_frequency(self) -> None:
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
 
-    async def set_routing(self, routing: dict[str, Any]) -> None:
-        self.routing = routing
-        await self.sio.emit(ROUTING_EVENT, routing)
+    async def _drop(self, sid: str) -> None:
+        """Over its budget: the event is dropped and counted; the page is told once per run."""
+        metrics.FREQUENCY_DROPPED.inc()
+        if sid in self._told_limited:
+            return
+        self._told_limited.add(sid)
+        detail = (
+            f"more than {self._events_per_second:g} frequency changes a second from this page; "
+            "the extra ones are dropped"
+        )
+        await self.sio.emit(
+            FREQUENCY_ERROR_EVENT,
+            {"error": "rate_limited", "detail": detail, "freq": self.driver.frequency},
+            to=sid,
+        )
 
     async def set_watcher(self, state: dict[str, Any] | None) -> None:
+        """The watcher's state (None: none reported yet), and the routing it reports."""
         self.watcher = {"state": state}
+        routing = routing_view(state)
+        if routing != self.routing:
+            log.info("route weights", extra={"routing": routing})
+        self.routing = routing
+        await self.sio.emit(ROUTING_EVENT, routing)
         await self.sio.emit(WATCHER_EVENT, self.watcher)
 
     async def set_stats(self, stats: dict[str, Any]) -> None:

@@ -5,36 +5,25 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from istio_burst.core.contracts import CALCULATION_CHANNEL, SUBSETS
+from istio_burst.core.contracts import CALCULATION_CHANNEL
 from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
+from istio_burst.frontend.hosts import parse_hosts
 
-# The target name of a single PROCESSOR_URL (the mesh, not us, picks the subset).
+# The name the driver's figures and metrics give the one PROCESSOR_URL.
 DEFAULT_TARGET = "default"
 
 
-def parse_processor_url(value: str) -> dict[str, str]:
-    """`http://worker` -> {"default": url}; `primary=http://a,burst=http://b` -> one per subset."""
+def parse_processor_url(value: str) -> str:
+    """The one worker URL (`http://worker-service`, or the local proxy), with a trailing slash."""
     value = value.strip()
     if not value:
         raise ValueError("PROCESSOR_URL is empty")
-    if "=" not in value.split("://", 1)[0]:
-        return {DEFAULT_TARGET: _http_url(value)}
-    targets: dict[str, str] = {}
-    for part in value.split(","):
-        name, sep, url = part.strip().partition("=")
-        name = name.strip()
-        if not sep or name not in SUBSETS:
-            raise ValueError(
-                f"PROCESSOR_URL part {part.strip()!r} is not <subset>=<url> with subset one of "
-                f"{', '.join(SUBSETS)}"
-            )
-        if name in targets:
-            raise ValueError(f"PROCESSOR_URL names {name} twice")
-        targets[name] = _http_url(url)
-    missing = [name for name in SUBSETS if name not in targets]
-    if missing:
-        raise ValueError(f"PROCESSOR_URL with names must name every subset; missing: {missing}")
-    return targets
+    if "=" in value.split("://", 1)[0] or "," in value:
+        raise ValueError(
+            "PROCESSOR_URL is one URL (the mesh's worker-service, or the local proxy); "
+            "the primary=<url>,burst=<url> form is gone: the data plane splits the requests"
+        )
+    return _http_url(value)
 
 
 def _http_url(url: str) -> str:
@@ -68,8 +57,8 @@ class FrontendSettings(HTTPServiceSettings):
     )
     processor_url: str = Field(
         "http://localhost:8081",
-        description="where to POST: one worker URL (the mesh routes), or "
-        "primary=<url>,burst=<url> to split by the weights the watcher publishes in Redis",
+        description="where to POST: one URL; the data plane (Istio in Kubernetes, HAProxy "
+        "locally) splits the requests between primary and burst",
     )
     channel: str = Field(
         CALCULATION_CHANNEL, min_length=1, description="Redis channel the workers publish on"
@@ -80,10 +69,24 @@ class FrontendSettings(HTTPServiceSettings):
     frequency: float = Field(
         0, ge=0, description="requests per second at start (0: idle until a page sets it)"
     )
+    frequency_events_per_second: float = Field(
+        10,
+        gt=0,
+        le=1000,
+        description="frequency changes one page may send per second (the page sends at most "
+        "about 7 while the slider is dragged); more are dropped, counted and the page told",
+    )
+    allowed_hosts: str = Field(
+        "localhost,127.0.0.1,frontend",
+        description="host names the frontend answers to, comma-separated (*.example.com for "
+        "subdomains; IP addresses are always answered): the Host of every request and the Origin "
+        "of every socket must name one; a name of anyone else's (DNS rebinding) gets 400/403",
+    )
     allowed_origins: str = Field(
         "",
         description="extra origins allowed to open the socket, comma-separated "
-        "(https://a.example,http://b:8080); the page's own origin is always allowed; '*' is not",
+        "(https://a.example,http://b:8080); pages from an ALLOWED_HOSTS name, or opened by IP "
+        "address, always may; '*' is not allowed",
     )
     request_timeout: float = Field(
         2.0, gt=0, le=60, description="seconds before a request to the worker counts as failed"
@@ -109,6 +112,12 @@ class FrontendSettings(HTTPServiceSettings):
         parse_processor_url(value)
         return value.strip()
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: str) -> str:
+        parse_hosts(value)
+        return value.strip()
+
     @field_validator("allowed_origins")
     @classmethod
     def _check_origins(cls, value: str) -> str:
@@ -124,8 +133,12 @@ class FrontendSettings(HTTPServiceSettings):
         return self
 
     @property
-    def targets(self) -> dict[str, str]:
+    def target_url(self) -> str:
         return parse_processor_url(self.processor_url)
+
+    @property
+    def hosts(self) -> list[str]:
+        return parse_hosts(self.allowed_hosts)
 
     @property
     def origins(self) -> list[str]:

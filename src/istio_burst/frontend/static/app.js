@@ -1,5 +1,6 @@
 // The String Hashr page: one socket.io connection back to the frontend that served it.
-// Server events: frequency, frequency_error, hashes, routing, watcher, stats (see pages.py).
+// Server events: frequency, frequency_error, hashes, routing, watcher, stats; the page sends
+// frequency and received (see pages.py).
 "use strict";
 
 (() => {
@@ -139,7 +140,19 @@
     return item;
   }
 
+  // Tell the server which batch this page has handled, about every ACK_EVERY_MS: a page that
+  // falls behind is then sent the newest hashes and the counts, never a growing queue.
+  const ACK_EVERY_MS = 200;
+  let ackTimer = null;
+  let handledSeq = 0;
+  function acknowledge() {
+    ackTimer = null;
+    socket.emit("received", { seq: handledSeq });
+  }
+
   socket.on("hashes", (batch) => {
+    handledSeq = batch.seq;
+    if (ackTimer === null) ackTimer = setTimeout(acknowledge, ACK_EVERY_MS);
     const fragment = document.createDocumentFragment();
     // The batch is oldest first and holds at most the newest few; the list shows newest first.
     for (let i = batch.hashes.length - 1; i >= 0 && fragment.childNodes.length < MAX_SHOWN; i--) {
@@ -200,23 +213,61 @@
       d.data.push(current.get(d.label) || 0);
       d.data.shift();
     }
+    recent.push(Object.fromEntries(current));
+    while (recent.length > SPLIT_SECONDS) recent.shift();
+    showMeasuredSplit();
     current.clear();
     chart.update("none");
     showConnection();
   }, 1000);
 
-  // ---- routing weights ------------------------------------------------------------------------
-  socket.on("routing", (r) => {
-    if (typeof r.primary !== "number" || typeof r.burst !== "number") return;
-    for (const [name, weight] of [["primary", r.primary], ["burst", r.burst]]) {
+  // ---- routing: the weights the watcher reports, and the split the hashes show -----------------
+  const APPLIED_BY = { haproxy: "HAProxy", istio: "the Istio VirtualService" };
+
+  function showWeights(weights) {
+    for (const name of ["primary", "burst"]) {
       const bar = $(`weight-${name}`);
+      const weight = weights ? weights[name] : 0;
       bar.style.width = `${weight}%`;
-      bar.setAttribute("aria-valuenow", String(weight));
+      if (weights) bar.setAttribute("aria-valuenow", String(weight));
+      else bar.removeAttribute("aria-valuenow");
     }
-    const source = r.source === "redis" ? "published by the watcher" : "default: nothing published yet";
-    const by = r.applied_by === "mesh" ? "the mesh routes the requests" : "this frontend splits the requests";
-    $("routing-text").textContent = `primary ${r.primary} % / burst ${r.burst} % (${source}; ${by})`;
+  }
+
+  socket.on("routing", (r) => {
+    if (!r || !r.reported) {
+      // Never a default shown as fact: the weights are simply not known.
+      showWeights(null);
+      $("routing-text").textContent = "no watcher has reported yet: the weights in force are not known";
+      return;
+    }
+    showWeights(r);
+    const who = APPLIED_BY[r.actuator] || (r.actuator ? `the ${r.actuator} actuator` : "the watcher's actuator");
+    const where = r.target ? ` (${r.target})` : "";
+    const when = typeof r.at === "number" && r.at > 1e9 ? ` at ${new Date(r.at * 1000).toLocaleTimeString()}` : "";
+    const dry = r.dry_run ? "; dry run: not applied" : "";
+    $("routing-text").textContent = `primary ${r.primary} % / burst ${r.burst} %, reported by the watcher${when}; applied by ${who}${where}${dry}`;
   });
+
+  const SPLIT_SECONDS = Number($("measured-split").dataset.seconds);
+  const recent = []; // per second: {primary, burst}, newest last
+
+  function showMeasuredSplit() {
+    let primary = 0;
+    let burst = 0;
+    for (const second of recent) {
+      primary += second.primary || 0;
+      burst += second.burst || 0;
+    }
+    const total = primary + burst;
+    const text = $("measured-split");
+    if (!total) {
+      text.textContent = "no hashes";
+      return;
+    }
+    const p = Math.round((100 * primary) / total);
+    text.textContent = `primary ${p} % · burst ${100 - p} % (of ${total.toLocaleString()})`;
+  }
 
   // ---- the watcher's state: the main keys in front, every other one under "all fields" ---------
   const MAIN = ["mode", "decision", "reason", "reading", "weights", "ready", "not_ready_reason", "at"];

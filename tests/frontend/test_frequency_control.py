@@ -1,0 +1,186 @@
+"""The frequency control cannot be abused: the cap holds under toggling, pages are rate-limited,
+and a flood of changes with hundreds of pages open is over as soon as it stops."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from istio_burst.frontend.driver import LoadDriver
+from tests.frontend.raw_socket import RawPage
+from tests.support.frontend import Page, start_frontend
+from tests.support.http_server import BackgroundHTTPServer, send
+from tests.support.metrics import metric_value
+from tests.support.processes import ManagedProcess
+from tests.support.redis_server import RedisServer
+
+CAP = 100
+
+
+class CountingWorker(BackgroundHTTPServer):
+    """Answers every POST at once (keep-alive) and notes when each arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                with server._lock:
+                    server.arrivals.append(time.monotonic())
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                send(self, 200, b"{}", "application/json")
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        super().__init__(Handler)
+
+    def most_in_one_second(self, since: float = 0.0) -> int:
+        """The most requests that arrived in any one-second window [t, t + 1) after `since`."""
+        with self._lock:
+            times = sorted(t for t in self.arrivals if t >= since)
+        return max(
+            (bisect.bisect_left(times, start + 1.0) - i for i, start in enumerate(times)),
+            default=0,
+        )
+
+
+@pytest.fixture
+def counting_worker() -> Iterator[CountingWorker]:
+    worker = CountingWorker().start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def frontend(
+    redis_server: RedisServer, tmp_path: Path, counting_worker: CountingWorker
+) -> Iterator[tuple[ManagedProcess, str]]:
+    proc, url = start_frontend(
+        redis_server, tmp_path, counting_worker.url, MAX_FREQUENCY=str(CAP), CHANNEL="unused"
+    )
+    yield proc, url
+    proc.stop()
+
+
+async def test_toggling_the_driver_never_exceeds_the_frequency(
+    counting_worker: CountingWorker,
+) -> None:
+    """The driver itself, toggled 0 <-> 100 as fast as the loop turns, for 3 s."""
+    driver = LoadDriver(counting_worker.url + "/", timeout=2.0, max_in_flight=1000)
+    driver.start()
+    try:
+        toggles = 0
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            driver.set_frequency(CAP)
+            await asyncio.sleep(0)
+            driver.set_frequency(0)
+            await asyncio.sleep(0.0005)
+            toggles += 1
+        driver.set_frequency(CAP)  # and then steady, for comparison
+        await asyncio.sleep(2.0)
+        driver.set_frequency(0)
+        await asyncio.sleep(0.2)
+    finally:
+        await driver.stop(grace=1.0)
+    assert toggles > 1000
+    assert len(counting_worker.arrivals) > 150, "the driver sent next to nothing"
+    assert counting_worker.most_in_one_second() <= CAP + 2
+
+
+async def test_a_page_toggling_0_and_100_is_limited_and_told(
+    counting_worker: CountingWorker, frontend: tuple[ManagedProcess, str]
+) -> None:
+    proc, url = frontend
+    async with Page(url) as page:
+        await page.wait_for("frequency")
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < 3.0:  # about the 3,700 events in 3 s of the probe
+            for freq in (0, CAP):
+                await page.emit("frequency", {"freq": freq})
+                sent += 1
+            await asyncio.sleep(0.001)
+        limited = await page.wait_for("frequency_error", lambda e: e["error"] == "rate_limited")
+        assert "dropped" in limited["detail"]
+        await asyncio.sleep(1.1)  # the page's budget refills
+        await page.set_frequency(0)
+    assert sent > 1000
+    most = counting_worker.most_in_one_second()
+    print(f"{sent} events sent; most requests in one second: {most}")
+    assert most <= CAP + 2
+    dropped = await asyncio.to_thread(metric_value, url, "hashr_frontend_frequency_dropped_total")
+    assert dropped > sent * 0.8, f"{dropped} of {sent} dropped"
+    assert proc.alive()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_share(pid: int, seconds: float) -> float:
+    """Fraction of one core the process used over the next `seconds`."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(pid) - before) / (time.monotonic() - started)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
+        yield client
+
+
+async def test_301_changes_with_500_pages_open(
+    frontend: tuple[ManagedProcess, str], session: aiohttp.ClientSession
+) -> None:
+    proc, url = frontend
+    pages = [await RawPage.open(session, url) for _ in range(500)]
+    try:
+        async with asyncio.timeout(30):
+            while not all("frequency" in p.latest for p in pages):
+                await asyncio.sleep(0.1)
+        idle = await cpu_share(proc.pid, 1.0)
+
+        sender = pages[0]
+        for i in range(301):
+            await sender.emit("frequency", {"freq": i % CAP + 1})
+        flood_over = time.monotonic()
+
+        # Busy for at most 2 s after the last change: then back near idle.
+        shares: list[float] = []
+        while time.monotonic() - flood_over < 4.0:
+            shares.append(await cpu_share(proc.pid, 0.5))
+            if shares[-1] < max(0.25, 2 * idle) and time.monotonic() - flood_over <= 2.5:
+                break
+        assert time.monotonic() - flood_over <= 2.5, f"CPU by half-second: {shares}"
+        print(f"idle {idle:.2f} of a core; after the flood, by half-second: {shares}")
+
+        # Every page shows the rate in force: what a page opened now is told.
+        async with Page(url) as fresh:
+            in_force = (await fresh.wait_for("frequency"))["freq"]
+        async with asyncio.timeout(5):
+            while wrong := [p for p in pages if p.latest["frequency"]["freq"] != in_force]:
+                await wrong[0].changed.wait()
+                wrong[0].changed.clear()
+        assert in_force > 0
+    finally:
+        await asyncio.gather(*(p.close() for p in pages), return_exceptions=True)
+    assert proc.alive()
