@@ -20,7 +20,7 @@ async def test_a_new_page_is_told_the_current_state(stack: Stack) -> None:
         frequency = await page.wait_for("frequency")
         routing = await page.wait_for("routing")
         watcher = await page.wait_for("watcher")
-    assert frequency == {"freq": 0, "max": 100}
+    assert frequency == {"freq": 0, "max": 100, "shared": True}
     # One PROCESSOR_URL: the mesh routes, so the frontend shows the default weights only.
     assert routing["primary"] == 100 and routing["burst"] == 0
     assert routing["applied_by"] == "mesh"

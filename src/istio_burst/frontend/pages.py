@@ -2,7 +2,8 @@
 
 Events (python-socketio server, socket.io-client 4 on the page):
   page -> server  `frequency`        {"freq": <number>}           set the deployment's rate
-  server -> page  `frequency`        {"freq", "max"}              on connect and on every change
+  server -> page  `frequency`        {"freq", "max", "shared"}    on connect and on every change
+                                     (shared false: Redis is away, changes cannot be shared)
                   `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender)
                   `hashes`           {"hashes", "count", "counts", "sent_at"}  (relay.py)
                   `routing`          {"primary", "burst", "source", "applied_by"}
@@ -19,8 +20,8 @@ from typing import Any
 import socketio
 
 from istio_burst.frontend import metrics
-from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
+from istio_burst.frontend.shared_frequency import FrequencyNotSharedError, SharedFrequency
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,14 @@ class Pages:
     def __init__(
         self,
         sio: socketio.AsyncServer,
-        driver: LoadDriver,
+        shared: SharedFrequency,
         maximum: float,
         *,
         on_join: Callable[[str], None],
         on_leave: Callable[[str], None],
     ) -> None:
         self.sio = sio
-        self.driver = driver
+        self.shared = shared
         self.maximum = maximum
         self.count = 0
         self.routing: dict[str, Any] = {}
@@ -112,7 +113,7 @@ class Pages:
         sio.on(FREQUENCY_EVENT, self._frequency)
 
     def frequency_payload(self) -> dict[str, float]:
-        return {"freq": self.driver.frequency, "max": self.maximum}
+        return {"freq": self.shared.value, "max": self.maximum, "shared": self.shared.shared}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         self.count += 1
@@ -138,19 +139,27 @@ class Pages:
             metrics.FREQUENCY_REFUSED.inc()
             await self.sio.emit(
                 FREQUENCY_ERROR_EVENT,
-                {"error": "bad_frequency", "detail": str(exc), "freq": self.driver.frequency},
+                {"error": "bad_frequency", "detail": str(exc), "freq": self.shared.value},
                 to=sid,
             )
             return
-        if frequency == self.driver.frequency:
+        try:
+            changes = self.shared.request(frequency)
+        except FrequencyNotSharedError as exc:
+            await self.sio.emit(
+                FREQUENCY_ERROR_EVENT,
+                {"error": "not_shared", "detail": str(exc), "freq": self.shared.value},
+                to=sid,
+            )
+            return
+        if not changes:
             # Nothing changes: confirm to the sender only (a page cannot make everyone busy).
             await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload(), to=sid)
             return
-        log.info(
-            "frequency changed", extra={"from": self.driver.frequency, "to": frequency, "page": sid}
-        )
-        self.driver.set_frequency(frequency)
-        # Everyone, the sender too: it confirms the value and moves every slider.
+        log.info("frequency requested", extra={"from": self.shared.value, "to": frequency})
+        # Every page on every replica (the sender too) is told when it comes back from Redis.
+
+    async def announce_frequency(self) -> None:
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
 
     async def set_routing(self, routing: dict[str, Any]) -> None:
