@@ -6,7 +6,8 @@ stores its figures (achieved rate, pages, in flight) in the hash `<channel>:fron
 drops replicas whose heartbeat expired and answers who is left with their figures. Each replica
 then drives F / live replicas: the shares are equal and sum to F. A replica that dies is dropped
 within HEARTBEAT_TTL + HEARTBEAT_INTERVAL; one that stops says goodbye and is dropped at once.
-While Redis is away the last known membership (and so the last share) stays in force.
+While Redis is away the last known membership (and so the last share) stays in force, and after
+a Redis restart (the set is empty) for one more beat, while everyone re-announces.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ HEARTBEAT_TTL = 2.5
 _HEARTBEAT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local was_there = redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -41,7 +43,7 @@ for _, id in ipairs(gone) do
   redis.call('HDEL', KEYS[2], id)
 end
 local live = redis.call('ZRANGE', KEYS[1], 0, -1)
-return {live, redis.call('HMGET', KEYS[2], unpack(live))}
+return {was_there, live, redis.call('HMGET', KEYS[2], unpack(live))}
 """
 _GOODBYE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -109,7 +111,9 @@ class Membership:
     async def beat(self) -> None:
         figures = orjson.dumps(self._figures())
         try:
-            live, stored = await self._beat(keys=self._keys, args=[self.id, self._ttl, figures])
+            was_there, live, stored = await self._beat(
+                keys=self._keys, args=[self.id, self._ttl, figures]
+            )
         except REDIS_DOWN_ERRORS as exc:
             if not self._failing:
                 self._failing = True
@@ -123,6 +127,10 @@ class Membership:
             (rid.decode() if isinstance(rid, bytes) else str(rid)): _figures(raw)
             for rid, raw in zip(live, stored, strict=True)
         }
+        if not was_there and self.known:
+            # Our own entry was gone too: Redis lost the set (restarted). The others re-announce
+            # within an interval; until then count them as they were, so no share jumps.
+            members = {**self.members, **members}
         before = len(self.members) if self.known else None
         self.members, self.known = members, True
         if len(members) != before:
