@@ -43,12 +43,27 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
     prom_config = prepare_config(
         prom_dir,
         {
-            "frontend": [f"{host}:{s.frontend_port}"],
+            "frontend": [f"{host}:{port}" for port in frontend_ports(s)],
             "worker-primary": [f"{host}:{s.primary_port}"],
             "worker-burst": [f"{host}:{s.burst_port}"],
             "watcher": [f"{host}:{s.watcher_port}"],
         },
     )
+
+    def frontend(index: int, port: int) -> Component:
+        return Component(
+            name="frontend" if index == 0 else f"frontend-{index + 1}",
+            argv=[*istio_burst, "frontend"],
+            port=port,
+            ready=http_ok(f"http://{host}:{port}/_healthz"),
+            env={
+                **common,
+                "HOST": host,
+                "PORT": str(port),
+                "PROCESSOR_URL": f"primary={worker_url['primary']},burst={worker_url['burst']}",
+            },
+            hint="If it says the page's assets are missing, run ./run setup.",
+        )
 
     def worker(side: str, port: int, prefix: str) -> Component:
         return Component(
@@ -99,19 +114,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
         ),
         worker("primary", s.primary_port, ""),
         worker("burst", s.burst_port, "bursty-"),
-        Component(
-            name="frontend",
-            argv=[*istio_burst, "frontend"],
-            port=s.frontend_port,
-            ready=http_ok(f"http://{host}:{s.frontend_port}/_healthz"),
-            env={
-                **common,
-                "HOST": host,
-                "PORT": str(s.frontend_port),
-                "PROCESSOR_URL": f"primary={worker_url['primary']},burst={worker_url['burst']}",
-            },
-            hint="If it says the page's assets are missing, run ./run setup.",
-        ),
+        *(frontend(i, port) for i, port in enumerate(frontend_ports(s))),
         Component(
             name="watcher",
             argv=[*istio_burst, "watcher"],
@@ -135,7 +138,20 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
     ]
 
 
+def frontend_ports(s: Settings) -> list[int]:
+    """--frontends N: N replicas on consecutive ports from --frontend-port."""
+    return [s.frontend_port + i for i in range(s.frontends)]
+
+
 def preflight(components: list[Component], bind: str) -> None:
+    frontends = [c for c in components if c.name.startswith("frontend")]
+    for c in components:
+        if c not in frontends and c.port in {f.port for f in frontends}:
+            raise DemoError(
+                f"--frontends {len(frontends)} needs ports {frontends[0].port}-"
+                f"{frontends[-1].port}, and {c.name} listens on {c.port}: start the frontends "
+                f"elsewhere, e.g. --frontend-port 8100"
+            )
     for c in components:
         if port_in_use(bind, c.port):
             flag = {
@@ -143,9 +159,8 @@ def preflight(components: list[Component], bind: str) -> None:
                 "prometheus": "prometheus",
                 "worker-primary": "primary",
                 "worker-burst": "burst",
-                "frontend": "frontend",
                 "watcher": "watcher",
-            }[c.name]
+            }.get(c.name, "frontend")
             raise DemoError(
                 f"port {c.port} ({c.name}) is already in use. Stop what listens there "
                 f"(ss -ltnp 'sport = :{c.port}') or pick another: --{flag}-port PORT "
@@ -187,6 +202,9 @@ def run(settings: Settings) -> int:
         else:
             say("")
             say(f"String Hashr is running: open http://{settings.bind}:{settings.frontend_port}")
+            if settings.frontends > 1:
+                others = ", ".join(str(p) for p in frontend_ports(settings)[1:])
+                say(f"  the same page from the other frontends on ports {others}")
             say(
                 f"  Prometheus http://{settings.bind}:{settings.prometheus_port}  "
                 f"watcher http://{settings.bind}:{settings.watcher_port}/status  "
