@@ -169,6 +169,8 @@ class SharedFrequency:
         self.reason = reason
         if up:
             # Shared only once the key is read again (a restarted Redis may have lost it).
+            if self._load is not None:
+                self._load.cancel()
             self._load = asyncio.create_task(self._load_key(), name="frequency-load")
         elif self.shared:
             self.shared = False
