@@ -57,3 +57,30 @@ async def test_a_new_replica_starts_at_the_shared_frequency_not_its_own(
             await page.set_frequency(0)
     finally:
         frontend.stop()
+
+
+async def test_broken_frequency_data_in_redis_is_ignored_or_repaired(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    channel = new_channel()
+    key = frequency_key(channel)
+    client = redis.Redis.from_url(redis_server.url)
+    client.hset(key, mapping={"freq": "lots", "version": "1"})
+    frontend, url = start_frontend(
+        redis_server, tmp_path, "http://127.0.0.1:9/", CHANNEL=channel, FREQUENCY="7"
+    )
+    try:
+        frontend.wait_http_ok(url + "/_healthz", timeout=15)
+        assert client.hget(key, "freq") == b"7.0", "the broken value was not replaced"
+        async with Page(url) as page:
+            await page.wait_for("frequency", lambda d: d["freq"] == 7)
+            mark = page.mark()
+            for junk in (b"nonsense", b'{"freq": -1, "version": 999}', b'{"freq": 5}'):
+                client.publish(key, junk)
+            await page.set_frequency(3)  # still follows real changes
+            assert [e.data["freq"] for e in page.events[mark:] if e.name == "frequency"] == [3]
+            await page.set_frequency(0)
+        assert frontend.alive()
+    finally:
+        frontend.stop()
+        client.close()

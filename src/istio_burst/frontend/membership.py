@@ -25,6 +25,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error
+from istio_burst.frontend import metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ for _, id in ipairs(gone) do
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
 end
+-- A deployment whose replicas are all gone leaves nothing behind for long.
+redis.call('PEXPIRE', KEYS[1], math.floor(tonumber(ARGV[2]) * 10000))
+redis.call('PEXPIRE', KEYS[2], math.floor(tonumber(ARGV[2]) * 10000))
 local live = redis.call('ZRANGE', KEYS[1], 0, -1)
 return {was_there, live, redis.call('HMGET', KEYS[2], unpack(live))}
 """
@@ -115,6 +119,7 @@ class Membership:
                 keys=self._keys, args=[self.id, self._ttl, figures]
             )
         except REDIS_DOWN_ERRORS as exc:
+            metrics.HEARTBEAT_ERRORS.inc()
             if not self._failing:
                 self._failing = True
                 log.warning(
@@ -135,6 +140,7 @@ class Membership:
         self.members, self.known = members, True
         if len(members) != before:
             log.info("frontend replicas", extra={"replicas": len(members), "me": self.id})
+            metrics.REPLICAS.set(self.count)
             self._on_members(self.count)
 
     def totals(self) -> dict[str, float]:

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 
 from istio_burst.core.contracts import ContractError
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error, subscribe_forever
+from istio_burst.frontend import metrics
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class SharedFrequency:
         self._client = client
         self.key = frequency_key(channel)
         self.value = initial
+        metrics.DEPLOYMENT_FREQUENCY.set(initial)
         self.version = 0
         self.loaded = False  # read from Redis at least once: the replica may serve
         self.shared = False  # subscribed now: changes reach every replica
@@ -174,6 +176,7 @@ class SharedFrequency:
             self._load = asyncio.create_task(self._load_key(), name="frequency-load")
         elif self.shared:
             self.shared = False
+            metrics.FREQUENCY_SHARED.set(0)
             self._news.set()
 
     async def _load_key(self) -> None:
@@ -199,6 +202,7 @@ class SharedFrequency:
         self.loaded = True
         self._apply(freq)
         self.shared = True
+        metrics.FREQUENCY_SHARED.set(1)
         self._news.set()
 
     async def _on_message(self, _channel: str, data: bytes) -> None:
@@ -217,6 +221,7 @@ class SharedFrequency:
             return
         log.debug("frequency changed", extra={"from": self.value, "to": freq})
         self.value = freq
+        metrics.DEPLOYMENT_FREQUENCY.set(freq)
         self._on_change(freq)
         self._news.set()
 
