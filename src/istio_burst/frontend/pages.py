@@ -156,7 +156,7 @@ class Pages:
             # Nothing changes: confirm to the sender only (a page cannot make everyone busy).
             await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload(), to=sid)
             return
-        log.info("frequency requested", extra={"from": self.shared.value, "to": frequency})
+        log.debug("frequency requested", extra={"from": self.shared.value, "to": frequency})
         # Every page on every replica (the sender too) is told when it comes back from Redis.
 
     async def announce_frequency(self) -> None:

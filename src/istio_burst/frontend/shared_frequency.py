@@ -53,6 +53,9 @@ Announce = Callable[[], Awaitable[None]]
 # Changes are announced to the pages at most this often (the newest value last): a flood of
 # changes costs the pages a bounded number of events.
 ANNOUNCE_INTERVAL = 0.02
+# A replica writes a change to Redis at most this often (the newest wanted value): a flood from
+# its pages costs Redis and every replica at most 1 / WRITE_INTERVAL changes per second.
+WRITE_INTERVAL = 0.02
 
 
 class FrequencyNotSharedError(RuntimeError):
@@ -166,6 +169,7 @@ class SharedFrequency:
                 )
             finally:
                 self._writing = False
+            await asyncio.sleep(WRITE_INTERVAL)
 
     def _on_state(self, up: bool, reason: str | None) -> None:
         self.reason = reason
