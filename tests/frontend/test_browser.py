@@ -135,11 +135,11 @@ async def test_the_page_in_a_real_browser(page_stack: PageStack) -> None:
         await page.wait_for_selector("#connection[data-state=danger]", timeout=10_000)
         page_stack.restart_frontend()
         await page.wait_for_selector("#connection[data-state=success]", timeout=20_000)
-        # The new process starts at frequency 0, and the page's slider follows it.
-        await page.wait_for_function(
-            "document.getElementById('freq-range').value === '0'", timeout=5_000
+        # The new process starts at the deployment's frequency (kept in Redis), not at 0.
+        await page.wait_for_selector(
+            f"#driver-summary >> text=/sending [0-9.]+ of {chosen:g} requests/", timeout=10_000
         )
-        await page.wait_for_selector("text=stopped (frequency 0)", timeout=5_000)
+        assert float(await page.input_value("#freq-range")) == chosen
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ async def test_a_new_page_is_told_the_current_state(stack: Stack) -> None:
         frequency = await page.wait_for("frequency")
         routing = await page.wait_for("routing")
         watcher = await page.wait_for("watcher")
-    assert frequency == {"freq": 0, "max": 100}
+    assert frequency == {"freq": 0, "max": 100, "shared": True}
     # What the routing event says is tested in test_routing.py, on a Redis of its own.
     assert "reported" in routing
     assert "state" in watcher

@@ -45,13 +45,28 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
     prom_config = prepare_config(
         prom_dir,
         {
-            "frontend": [f"{host}:{s.frontend_port}"],
+            "frontend": [f"{host}:{port}" for port in frontend_ports(s)],
             "worker-primary": [f"{host}:{s.primary_port}"],
             "worker-burst": [f"{host}:{s.burst_port}"],
             "haproxy": [proxy.metrics_address],
             "watcher": [f"{host}:{s.watcher_port}"],
         },
     )
+
+    def frontend(index: int, port: int) -> Component:
+        return Component(
+            name="frontend" if index == 0 else f"frontend-{index + 1}",
+            argv=[*istio_burst, "frontend"],
+            port=port,
+            ready=http_ok(f"http://{host}:{port}/_healthz"),
+            env={
+                **common,
+                "HOST": host,
+                "PORT": str(port),
+                "PROCESSOR_URL": proxy.url,
+            },
+            hint="If it says the page's assets are missing, run ./run setup.",
+        )
 
     def worker(side: str, port: int, prefix: str) -> Component:
         return Component(
@@ -106,19 +121,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             ready=lambda: haproxy.is_ready(proxy),
             env=haproxy.proxy_env(proxy, f"{host}:{s.primary_port}", f"{host}:{s.burst_port}"),
         ),
-        Component(
-            name="frontend",
-            argv=[*istio_burst, "frontend"],
-            port=s.frontend_port,
-            ready=http_ok(f"http://{host}:{s.frontend_port}/_healthz"),
-            env={
-                **common,
-                "HOST": host,
-                "PORT": str(s.frontend_port),
-                "PROCESSOR_URL": proxy.url,
-            },
-            hint="If it says the page's assets are missing, run ./run setup.",
-        ),
+        *(frontend(i, port) for i, port in enumerate(frontend_ports(s))),
         Component(
             name="watcher",
             argv=[*istio_burst, "watcher"],
@@ -142,7 +145,20 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
     ]
 
 
+def frontend_ports(s: Settings) -> list[int]:
+    """--frontends N: N replicas on consecutive ports from --frontend-port."""
+    return [s.frontend_port + i for i in range(s.frontends)]
+
+
 def preflight(components: list[Component], s: Settings) -> None:
+    frontends = [c for c in components if c.name.startswith("frontend")]
+    for c in components:
+        if c not in frontends and c.port in {f.port for f in frontends}:
+            raise DemoError(
+                f"--frontends {len(frontends)} needs ports {frontends[0].port}-"
+                f"{frontends[-1].port}, and {c.name} listens on {c.port}: start the frontends "
+                f"elsewhere, e.g. --frontend-port 8100"
+            )
     # HAProxy listens on two more ports than its component's own.
     ports = [(c.port, c.name) for c in components] + [
         (s.proxy_metrics_port, "haproxy exporter"),
@@ -159,9 +175,8 @@ def preflight(components: list[Component], s: Settings) -> None:
                 "haproxy": "proxy",
                 "haproxy exporter": "proxy-metrics",
                 "haproxy runtime API": "proxy-api",
-                "frontend": "frontend",
                 "watcher": "watcher",
-            }[name]
+            }.get(name, "frontend")
             raise DemoError(
                 f"port {port} ({name}) is already in use. Stop what listens there "
                 f"(ss -ltnp 'sport = :{port}') or pick another: --{flag}-port PORT "
@@ -218,6 +233,9 @@ def run(settings: Settings) -> int:
         else:
             say("")
             say(f"String Hashr is running: open http://{settings.bind}:{settings.frontend_port}")
+            if settings.frontends > 1:
+                others = ", ".join(str(p) for p in frontend_ports(settings)[1:])
+                say(f"  the same page from the other frontends on ports {others}")
             say(
                 f"  Prometheus http://{settings.bind}:{settings.prometheus_port}  "
                 f"watcher http://{settings.bind}:{settings.watcher_port}/status  "

@@ -16,6 +16,9 @@ class DemoSettings(ServiceSettings):
 
     bind: str = Field("127.0.0.1", description="address every component listens on")
     frontend_port: int = Field(8080, ge=1, le=65535, description="the page (open this)")
+    frontends: int = Field(
+        1, ge=1, le=16, description="frontend replicas, on consecutive ports from frontend_port"
+    )
     primary_port: int = Field(8081, ge=1, le=65535, description="worker of the primary side")
     burst_port: int = Field(8082, ge=1, le=65535, description="worker of the burst side")
     watcher_port: int = Field(8090, ge=1, le=65535, description="watcher /status /metrics")

@@ -32,6 +32,7 @@ from istio_burst.frontend.pages import (
     create_socket_server,
 )
 from istio_burst.frontend.relay import RECEIVED_EVENT, HashRelay
+from istio_burst.frontend.scaleout import ScaleOut
 from istio_burst.frontend.settings import FrontendSettings
 from istio_burst.frontend.socket_guard import socket_guard
 
@@ -78,9 +79,11 @@ def create_app(settings: FrontendSettings) -> Any:
         per_batch=settings.hashes_per_batch,
     )
     sio.on(RECEIVED_EVENT, relay.received)
+    # The pages are told of every change of the shared frequency (`pages` is bound just below).
+    scale = ScaleOut(settings, client, driver, announce=lambda: pages.announce_frequency())  # noqa: PLW0108
     pages = Pages(
         sio,
-        driver,
+        scale.shared,
         settings.max_frequency,
         events_per_second=settings.frequency_events_per_second,
         on_join=relay.add_page,
@@ -93,17 +96,16 @@ def create_app(settings: FrontendSettings) -> Any:
             await asyncio.sleep(STATS_INTERVAL)
             await pages.set_stats(
                 {
-                    **driver.snapshot(),
+                    **scale.stats(driver.snapshot(), pages.count),
                     "redis": {"up": feed.up, "reason": feed.reason},
-                    "pages": pages.count,
                 }
             )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         driver.start()
-        driver.set_frequency(settings.frequency)
         relay.start()
+        scale.start()
         tasks = [
             asyncio.create_task(feed.run(), name="redis-feed"),
             asyncio.create_task(publish_stats(), name="stats"),
@@ -118,8 +120,8 @@ def create_app(settings: FrontendSettings) -> Any:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await scale.stop()
         await relay.stop()
-        await pages.broadcast.close()
         await driver.stop(grace=settings.graceful_timeout)
         with contextlib.suppress(Exception):
             await client.aclose()
@@ -136,9 +138,9 @@ def create_app(settings: FrontendSettings) -> Any:
     async def index() -> HTMLResponse:
         return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
-    @app.get("/_healthz", summary="Readiness: 200 only while Redis answers")
+    @app.get("/_healthz", summary="Readiness: 200 while Redis answers and F is loaded")
     async def readiness() -> Response:
-        reason = await ping_reason(client)
+        reason = await ping_reason(client) or scale.not_ready_reason()
         return readiness_response(reason)
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -25,7 +25,23 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 IN_FLIGHT = Gauge("hashr_frontend_requests_in_flight", "requests to the workers not yet answered")
-FREQUENCY = Gauge("hashr_frontend_frequency", "requests per second the driver is set to")
+FREQUENCY = Gauge(
+    "hashr_frontend_frequency",
+    "requests per second this replica's driver is set to (its share of the deployment's)",
+)
+DEPLOYMENT_FREQUENCY = Gauge(
+    "hashr_frontend_deployment_frequency", "the deployment's frequency F, shared through Redis"
+)
+FREQUENCY_SHARED = Gauge(
+    "hashr_frontend_frequency_shared",
+    "1 while frequency changes reach every replica (Redis subscribed and read), else 0",
+)
+REPLICAS = Gauge(
+    "hashr_frontend_replicas", "live frontend replicas, by heartbeat; each drives F / replicas"
+)
+HEARTBEAT_ERRORS = Counter(
+    "hashr_frontend_heartbeat_errors", "heartbeats Redis did not answer (the last share stays)"
+)
 ACHIEVED_RATE = Gauge(
     "hashr_frontend_achieved_rate",
     "requests per second actually sent (ok + failed) over the last second",

@@ -4,7 +4,7 @@ Events (python-socketio server, socket.io-client 4 on the page):
   page -> server  `frequency`        {"freq": <number>}           set the deployment's rate
                   `received`         {"seq"}: the newest batch the page has handled (relay.py)
   server -> page  `frequency`        {"freq", "max"}              on connect and on changes,
-                                     coalesced (BROADCAST_INTERVAL): the latest value wins
+                                     coalesced (ANNOUNCE_INTERVAL): the latest value wins
                   `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender):
                                      error `bad_frequency`, or `rate_limited` (once per run of
                                      dropped events: a page may send FREQUENCY_EVENTS_PER_SECOND)
@@ -25,10 +25,10 @@ import socketio
 
 from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.frontend import metrics
-from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
 from istio_burst.frontend.hosts import OriginCheck
-from istio_burst.frontend.throttle import Coalesced, TokenBucket
+from istio_burst.frontend.shared_frequency import FrequencyNotSharedError, SharedFrequency
+from istio_burst.frontend.throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,6 @@ STATS_EVENT = "stats"
 # A page only ever sends tiny `frequency` events: the most one socket.io message may carry, on
 # either transport (the guard in front of /socket.io/ and the server's websocket frame limit).
 MAX_MESSAGE_BYTES = 64 * 1024
-# At most this often is a frequency change told to every page (about 10 a second).
-BROADCAST_INTERVAL = 0.1
 
 
 def create_socket_server(origin_check: OriginCheck) -> socketio.AsyncServer:
@@ -80,7 +78,7 @@ class Pages:
     def __init__(
         self,
         sio: socketio.AsyncServer,
-        driver: LoadDriver,
+        shared: SharedFrequency,
         maximum: float,
         *,
         events_per_second: float,
@@ -88,7 +86,7 @@ class Pages:
         on_leave: Callable[[str], None],
     ) -> None:
         self.sio = sio
-        self.driver = driver
+        self.shared = shared
         self.maximum = maximum
         self.count = 0
         self.routing: dict[str, Any] = routing_view(None)
@@ -100,13 +98,12 @@ class Pages:
         # Per page: its `frequency` event budget, and whether it was told it ran out.
         self._budgets: dict[str, TokenBucket] = {}
         self._told_limited: set[str] = set()
-        self.broadcast = Coalesced(self._broadcast_frequency, BROADCAST_INTERVAL)
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on(FREQUENCY_EVENT, self._frequency)
 
     def frequency_payload(self) -> dict[str, float]:
-        return {"freq": self.driver.frequency, "max": self.maximum}
+        return {"freq": self.shared.value, "max": self.maximum, "shared": self.shared.shared}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         self._budgets[sid] = TokenBucket(self._events_per_second)
@@ -140,22 +137,30 @@ class Pages:
             metrics.FREQUENCY_REFUSED.inc()
             await self.sio.emit(
                 FREQUENCY_ERROR_EVENT,
-                {"error": "bad_frequency", "detail": str(exc), "freq": self.driver.frequency},
+                {"error": "bad_frequency", "detail": str(exc), "freq": self.shared.value},
                 to=sid,
             )
             return
-        if frequency == self.driver.frequency:
+        try:
+            changes = self.shared.request(frequency)
+        except FrequencyNotSharedError as exc:
+            await self.sio.emit(
+                FREQUENCY_ERROR_EVENT,
+                {"error": "not_shared", "detail": str(exc), "freq": self.shared.value},
+                to=sid,
+            )
+            return
+        if not changes:
             # Nothing changes: confirm to the sender only (a page cannot make everyone busy).
             await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload(), to=sid)
             return
         log.info(
-            "frequency changed", extra={"from": self.driver.frequency, "to": frequency, "page": sid}
+            "frequency requested", extra={"from": self.shared.value, "to": frequency, "page": sid}
         )
-        self.driver.set_frequency(frequency)
-        # Everyone, the sender too: it confirms the value and moves every slider.
-        self.broadcast.request()
+        # Every page on every replica (the sender too) is told when it comes back from Redis,
+        # by `announce_frequency`, at most every ANNOUNCE_INTERVAL (shared_frequency.py).
 
-    async def _broadcast_frequency(self) -> None:
+    async def announce_frequency(self) -> None:
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
 
     async def _drop(self, sid: str) -> None:
@@ -170,7 +175,7 @@ class Pages:
         )
         await self.sio.emit(
             FREQUENCY_ERROR_EVENT,
-            {"error": "rate_limited", "detail": detail, "freq": self.driver.frequency},
+            {"error": "rate_limited", "detail": detail, "freq": self.shared.value},
             to=sid,
         )
 

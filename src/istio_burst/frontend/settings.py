@@ -67,7 +67,10 @@ class FrontendSettings(HTTPServiceSettings):
         100, gt=0, le=100_000, description="the slider's maximum, in requests per second"
     )
     frequency: float = Field(
-        0, ge=0, description="requests per second at start (0: idle until a page sets it)"
+        0,
+        ge=0,
+        description="requests per second when Redis holds no frequency for the deployment yet "
+        "(0: idle until a page sets it); otherwise every replica starts at the shared one",
     )
     frequency_events_per_second: float = Field(
         10,

@@ -111,7 +111,11 @@
     state.frequency = Number(data.freq);
     if (!state.dragging) range.value = String(state.frequency);
     if (document.activeElement !== number) number.value = String(state.frequency);
-    hideError();
+    if (data.shared === false) {
+      // Redis is away: the rate in force stays, but a change could not reach the other frontends.
+      errorBox.textContent = `Changes cannot be shared with the other frontends right now (Redis is away); the rate stays at ${fmt(state.frequency)} requests/s.`;
+      errorBox.classList.remove("d-none");
+    } else hideError();
     showConnection();
   });
 
@@ -314,7 +318,8 @@
   // ---- the load driver's figures --------------------------------------------------------------
   socket.on("stats", (s) => {
     const sending = s.frequency > 0 ? `sending ${fmt(s.achieved)} of ${fmt(s.frequency)} requests/s` : "stopped (frequency 0)";
-    $("driver-summary").textContent = `${sending}; ${s.in_flight} of at most ${s.max_in_flight} in flight; ${s.pages} page(s) open`;
+    $("driver-summary").textContent = `${sending}; ${s.in_flight} of at most ${s.max_in_flight} in flight; ${s.pages} page(s) open` +
+      (s.replicas > 1 ? ` across ${s.replicas} frontends (this one sends ${fmt(s.replica.achieved)}/s)` : "");
     const targets = $("targets");
     targets.replaceChildren();
     for (const [name, t] of Object.entries(s.targets)) {

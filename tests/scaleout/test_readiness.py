@@ -1,0 +1,91 @@
+"""A replica is not ready until it has the deployment's frequency from Redis; what Redis holds
+wins over the replica's own FREQUENCY, and broken data there is ignored or repaired."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import redis
+
+from istio_burst.frontend.shared_frequency import frequency_key
+from tests.support.frontend import Page, new_channel, start_frontend
+from tests.support.processes import ManagedProcess
+from tests.support.redis_server import RedisServer
+
+OWN_FREQUENCY = "7"  # the replica's FREQUENCY setting
+
+
+@contextmanager
+def replica(
+    server: RedisServer, log_dir: Path, channel: str
+) -> Iterator[tuple[ManagedProcess, str]]:
+    """A frontend (sending nowhere that answers) on `channel`, started (not necessarily
+    ready); yields the process and its URL."""
+    frontend, url = start_frontend(
+        server, log_dir, "http://127.0.0.1:9/", CHANNEL=channel, FREQUENCY=OWN_FREQUENCY
+    )
+    try:
+        yield frontend, url
+        assert frontend.alive()
+    finally:
+        frontend.stop()
+
+
+async def current_frequency(url: str) -> float:
+    async with Page(url) as page:
+        freq = float((await page.wait_for("frequency"))["freq"])
+        await page.set_frequency(0)
+    return freq
+
+
+async def test_not_ready_until_the_shared_frequency_is_loaded(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    channel = new_channel()
+    own_redis.stop()
+    with replica(own_redis, tmp_path, channel) as (frontend, url):
+        answer = httpx.get(url + "/_healthz", timeout=5)
+        assert answer.status_code == 503
+        assert "redis" in answer.json()["reason"]
+
+        own_redis.start()
+        frontend.wait_http_ok(url + "/_healthz")
+        # Redis held nothing for this deployment: the replica's FREQUENCY seeded it.
+        with redis.Redis.from_url(own_redis.url) as client:
+            assert client.hget(frequency_key(channel), "freq") == b"7.0"
+        assert await current_frequency(url) == 7
+
+
+async def test_a_new_replica_starts_at_the_shared_frequency_not_its_own(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    channel = new_channel()
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.hset(frequency_key(channel), mapping={"freq": "33.0", "version": "5"})
+    with replica(redis_server, tmp_path, channel) as (frontend, url):
+        frontend.wait_http_ok(url + "/_healthz")
+        assert await current_frequency(url) == 33
+
+
+async def test_broken_frequency_data_in_redis_is_ignored_or_repaired(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    channel = new_channel()
+    key = frequency_key(channel)
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.hset(key, mapping={"freq": "lots", "version": "1"})
+        with replica(redis_server, tmp_path, channel) as (frontend, url):
+            frontend.wait_http_ok(url + "/_healthz")
+            assert client.hget(key, "freq") == b"7.0", "the broken value was not replaced"
+            async with Page(url) as page:
+                await page.wait_for("frequency", lambda d: d["freq"] == 7)
+                mark = page.mark()
+                for junk in (b"nonsense", b'{"freq": -1, "version": 999}', b'{"freq": 5}'):
+                    client.publish(key, junk)
+                await page.set_frequency(3)  # still follows real changes
+                changes = [e.data["freq"] for e in page.events[mark:] if e.name == "frequency"]
+                assert changes == [3]
+                await page.set_frequency(0)
