@@ -26,12 +26,18 @@ class ManagedProcess:
     """A child process whose stdout+stderr go to a log file; stop() always leaves nothing behind."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_dir / f"{name}.log"
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
@@ -41,6 +47,7 @@ class ManagedProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
+            cwd=self.cwd,
             start_new_session=True,  # its own process group: stop() reaches any children
             preexec_fn=die_with_parent,  # noqa: PLW1509 - a killed pytest leaves no orphans
         )
