@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from istio_burst.demo.prometheus import CONFIG, prepare_config, prometheus_command
+from istio_burst.core.prometheus_process import CONFIG, prepare_config, prometheus_command
 from istio_burst.watcher.settings import (
     KUBERNETES_QUERY,
     LOCAL_QUERY,

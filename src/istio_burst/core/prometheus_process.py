@@ -1,4 +1,5 @@
-"""Running a real Prometheus for the local demo, the tests and the benchmarks.
+"""Running a real Prometheus for the local demo, the tests and the benchmarks (with
+`core.processes`).
 
 There is one Prometheus config, `prometheus.yml` beside this module, shipped in the package
 (docker-compose mounts the same file): a 1 s scrape of whatever `targets/*.json` beside it lists.
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-CONFIG = files("istio_burst.demo") / "prometheus.yml"
+CONFIG = files("istio_burst.core") / "prometheus.yml"
 
 
 def prepare_config(config_dir: Path, targets: dict[str, list[str]]) -> Path:
