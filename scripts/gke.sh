@@ -184,7 +184,7 @@ step_status() {
   local address
   wait_for address '<ingress-ip>' 600 kubectl --context "$CTX_PRIMARY" -n istio-system \
     get service istio-ingressgateway -o 'jsonpath={.status.loadBalancer.ingress[0].ip}'
-  say "the page: http://$address/"
+  say "the page: http://$address/ (Host: the name in k8s/frontend-host/; point its DNS here)"
 }
 
 step_teardown() {

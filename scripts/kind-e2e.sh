@@ -146,10 +146,13 @@ expect_burst_weight() {
     -o 'jsonpath={.spec.http[0].route[?(@.destination.subset=="burst")].weight}'
 }
 
-# A hash from a burst worker on the channel the page reads.
+# A hash from a burst worker on the channel the page reads (redis-cli authenticates with the
+# container's REDIS_PASSWORD, from Secret redis-auth).
 expect_bursty_hash() {
+  # shellcheck disable=SC2016 # $REDIS_PASSWORD expands in the container, not here
   local listen=(kubectl --context "$CTX_PRIMARY" -n "$APP_NAMESPACE" exec deploy/redis-cache
-    -c redis -- timeout "$WAIT_SECONDS" redis-cli --raw SUBSCRIBE calculation)
+    -c redis -- sh -c 'REDISCLI_AUTH="$REDIS_PASSWORD" exec timeout "$0" redis-cli --raw SUBSCRIBE calculation'
+    "$WAIT_SECONDS")
   printf '+ %s | grep -m1 -o %s\n' "$(quote_words "${listen[@]}")" "'bursty-[A-Za-z0-9+/=]*'"
   if dry_run; then return 0; fi
   local hash

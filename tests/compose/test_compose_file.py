@@ -1,9 +1,9 @@
 """docker-compose.yml, checked as far as this machine allows.
 
-No Docker engine runs here, so the file is never `up`: it is validated by the compose tool itself
-(Debian's docker-compose runs `config` without an engine), and every variable, port and
-healthcheck it uses is checked against the code: the variables are settings the service reads,
-and each healthcheck URL answers 200 on the real service started with the file's environment.
+Without an engine: validated by the compose tool itself (Debian's docker-compose runs `config`
+without one), and every variable, port and healthcheck it uses is checked against the code: the
+variables are settings the service reads, and each healthcheck URL answers 200 on the real
+service started with the file's environment. tests/containers/ runs the file for real.
 """
 
 from __future__ import annotations
@@ -73,6 +73,31 @@ def health_url(compose: dict[str, Any], service: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
+def container_port(published: str | dict[str, Any]) -> int:
+    """`config` prints a port long (v2) or short ("127.0.0.1:8080:8080/tcp", 1.29)."""
+    if isinstance(published, dict):
+        return int(published["target"])
+    return int(published.split(":")[-1].split("/")[0])
+
+
+def test_every_service_restarts_keeps_no_volume_and_publishes_on_variable_loopback_ports(
+    compose: dict[str, Any],
+) -> None:
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        assert service.get("restart") in {"unless-stopped", "always"}, name
+        for volume in service.get("volumes", []):  # bind mounts only: `down` leaves nothing
+            if isinstance(volume, dict):
+                assert volume["type"] == "bind", volume
+            else:  # "/host/path:/container/path:ro"; "/path" alone would be anonymous
+                assert volume.startswith("/") and ":" in volume, volume
+        for published in raw["services"][name].get("ports", []):
+            pattern = r"\$\{PUBLISH_ADDRESS:-127\.0\.0\.1\}:\$\{[A-Z]+_PORT:-\d+\}:\d+"
+            assert re.fullmatch(pattern, published), published
+    assert "ports" not in raw["services"]["redis"], "Redis stays on the compose network"
+    assert "volumes" not in raw, "named volumes would outlive `down`"
+
+
 def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies(
     compose: dict[str, Any],
 ) -> None:
@@ -112,7 +137,7 @@ def test_ports_agree_with_port_setting_healthcheck_and_prometheus_targets(
     port = int(env_of(compose, service)["PORT"])
     assert health_url(compose, service)[0] == port
     for published in compose["services"][service].get("ports", []):
-        assert int(published["target"]) == port
+        assert container_port(published) == port
     targets = orjson.loads((ROOT / "prometheus/targets-compose/targets.json").read_bytes())
     assert f"{service}:{port}" in {t for group in targets for t in group["targets"]}
 

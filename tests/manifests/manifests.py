@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -90,16 +91,38 @@ def literal_env(container: Obj) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
+SECRET_STAND_IN = "s3cret-from-the-secret"  # what a secretKeyRef resolves to here
+
+
 def resolved_env(deployment: Obj, container: Obj) -> dict[str, str]:
-    """The container's env as the pod would see it (downward-API fields resolved)."""
-    values = dict(literal_env(container))
+    """The container's env as the pod would see it: downward-API fields and Secrets resolved,
+    and `$(NAME)` references to earlier variables expanded, as the kubelet does."""
+    values: dict[str, str] = {}
     for entry in container.get("env", []):
-        field = entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
-        if field == "metadata.namespace":
+        source = entry.get("valueFrom", {})
+        field = source.get("fieldRef", {}).get("fieldPath")
+        if "value" in entry:
+            values[entry["name"]] = DEPENDENT_VAR.sub(
+                lambda m: values.get(m.group(1), m.group(0)), entry["value"]
+            )
+        elif field == "metadata.namespace":
             values[entry["name"]] = namespace_of(deployment)
-        elif field is not None:
-            raise AssertionError(f"{entry['name']}: fieldRef {field} is not handled here")
+        elif "secretKeyRef" in source:
+            values[entry["name"]] = SECRET_STAND_IN
+        else:
+            raise AssertionError(f"{entry['name']}: {source} is not handled here")
     return values
+
+
+DEPENDENT_VAR = re.compile(r"\$\((\w+)\)")
+
+
+def referenced_only(container: Obj) -> set[str]:
+    """Variables the container defines only to be used in others' `$(NAME)` (REDIS_PASSWORD)."""
+    used = {
+        name for e in container.get("env", []) for name in DEPENDENT_VAR.findall(e.get("value", ""))
+    }
+    return used & set(env_names(container))
 
 
 def env_names(container: Obj) -> list[str]:

@@ -30,6 +30,7 @@ from tests.manifests.manifests import (
     namespace_of,
     pod_labels,
     pod_spec,
+    referenced_only,
     resolved_env,
     selects,
 )
@@ -169,7 +170,7 @@ def test_every_env_var_is_a_setting_the_service_reads(overlays: dict[str, Render
         for deployment, container, command in our_containers(rendered):
             settings = settings_class(command)
             known = {field.upper() for field in settings.model_fields}
-            unknown = set(env_names(container)) - known
+            unknown = set(env_names(container)) - known - referenced_only(container)
             assert not unknown, (
                 f"{rendered.name}: {name_of(deployment)} sets {sorted(unknown)}, which "
                 f"`istio-burst {command}` does not read"
@@ -331,8 +332,8 @@ def test_only_the_watcher_gets_an_api_token(overlays: dict[str, Rendered]) -> No
 
 def test_replica_counts(overlays: dict[str, Rendered]) -> None:
     primary, burst = overlays["primary"], overlays["burst"]
-    # socket.io long-polling needs every request of a session on the same process.
-    assert primary.get("Deployment", "frontend-deployment")["spec"]["replicas"] == 1
+    # Two frontends, spread over nodes, one kept through disruptions (issue 12).
+    assert primary.get("Deployment", "frontend-deployment")["spec"]["replicas"] == 2
     # Two watchers would both write the weights; Recreate keeps a rollout from running two.
     watcher = primary.get("Deployment", "istiowatcher-deployment")["spec"]
     assert watcher["replicas"] == 1

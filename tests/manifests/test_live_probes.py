@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from tests.manifests.manifests import (
+    DEPENDENT_VAR,
     K8S,
     OVERLAYS,
+    SECRET_STAND_IN,
     Obj,
     Rendered,
     command_of,
@@ -132,13 +134,17 @@ def test_http_probes_answer_200_on_the_real_service(
         proc.stop()
 
 
-def redis_answers(port: int) -> bool:
+def redis_says(port: int, *commands: bytes) -> bytes:
+    """Redis's answer to the last of `commands` sent on one connection (b"" if none)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            answer = b""
+            for command in commands:
+                sock.sendall(command + b"\r\n")
+                answer = sock.recv(64)
+            return answer
     except OSError:
-        return False
+        return b""
 
 
 def test_redis_runs_with_the_manifests_arguments_and_its_probe_port_answers(
@@ -153,11 +159,17 @@ def test_redis_runs_with_the_manifests_arguments_and_its_probe_port_answers(
         }
     # The image's entrypoint runs `redis-server <args>`; here on a free port, in tmp_path
     # standing in for the /data emptyDir.
+    # The kubelet expands $(REDIS_PASSWORD) in the arguments from the container's env (Secret).
+    env = resolved_env(deployment, container)
+    args = [DEPENDENT_VAR.sub(lambda m: env[m.group(1)], arg) for arg in container["args"]]
     port = free_port()
-    argv = [require_binary("redis-server"), *container["args"]]
+    argv = [require_binary("redis-server"), *args]
     argv += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
     proc = ManagedProcess("redis-from-manifest", argv, tmp_path).start()
     try:
-        proc.wait_until(lambda: redis_answers(port), 10, "redis PING")
+        proc.wait_until(lambda: bool(redis_says(port, b"PING")), 10, "redis answers")
+        assert redis_says(port, b"PING").startswith(b"-NOAUTH"), "Redis must want the password"
+        auth = b"AUTH " + SECRET_STAND_IN.encode()
+        assert redis_says(port, auth, b"PING") == b"+PONG\r\n"
     finally:
         proc.stop()

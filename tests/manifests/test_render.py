@@ -23,7 +23,7 @@ from tests.manifests.manifests import (
     load_yaml,
     name_of,
 )
-from tests.support.istio_schemas import API_VERSION, istio_errors
+from tests.support.istio_schemas import API_VERSIONS, istio_errors
 
 KUBERNETES_VERSION = "1.31.0"
 
@@ -48,6 +48,9 @@ def test_primary_overlay_is_the_whole_app(primary: Rendered) -> None:
             ("Deployment", "worker-deployment"): 1,
             ("Deployment", "redis-cache"): 1,
             ("Deployment", "istiowatcher-deployment"): 1,
+            ("Secret", "redis-auth"): 1,
+            ("NetworkPolicy", "redis-cache"): 1,
+            ("PodDisruptionBudget", "frontend"): 1,
         }
     )
 
@@ -61,6 +64,7 @@ def test_burst_overlay_is_the_worker_and_the_services_the_mesh_needs(burst: Rend
             ("Service", "redis-cache-service"): 1,
             ("Deployment", "worker-deployment"): 1,
             ("HorizontalPodAutoscaler", "worker-autoscaler"): 1,
+            ("Secret", "redis-auth"): 1,
         }
     )
 
@@ -94,21 +98,24 @@ def test_kubernetes_validation_rejects_an_unknown_field(primary: Rendered) -> No
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
+ISTIO_GROUPS = {"networking.istio.io", "security.istio.io"}
+
+
 def istio_objects() -> list[tuple[str, Obj]]:
     """Every Istio object the project applies: istio-manifests/*.yaml and scripts/istio/."""
     found = []
     for path in sorted(ISTIO_MANIFESTS.glob("*.yaml")) + sorted(SCRIPTS.glob("istio/*.yaml")):
         for obj in load_yaml(path):
-            if obj.get("apiVersion", "").startswith("networking.istio.io/"):
+            if obj.get("apiVersion", "").split("/")[0] in ISTIO_GROUPS:
                 found.append((str(path.relative_to(path.parents[1])), obj))
     return found
 
 
-def test_istio_objects_are_networking_v1() -> None:
+def test_istio_objects_are_v1() -> None:
     objects = istio_objects()
-    assert len(objects) >= 8  # gateway, 3 VirtualServices, rule, burst, istiod gateway and VS
+    assert len(objects) >= 10  # gateway, 3 VirtualServices, rule, burst, istiod's, 2 policies
     for where, obj in objects:
-        assert obj["apiVersion"] == API_VERSION, where
+        assert obj["apiVersion"] == API_VERSIONS[obj["kind"]], where
 
 
 @pytest.mark.parametrize(("where", "obj"), istio_objects(), ids=lambda v: str(v)[:40])
@@ -123,6 +130,8 @@ def test_kustomize_renders_istio_manifests_unchanged(
     expected = [
         obj
         for name in (
+            "peer-authentication.yaml",
+            "redis-authorization-policy.yaml",
             "frontend-gateway.yaml",
             "frontend-virtual-service.yaml",
             "redis-virtual-service.yaml",

@@ -1,9 +1,10 @@
 """Validating Istio objects against Istio's own CRD schemas, as strictly as `kubectl apply`.
 
 The schemas are the `openAPIV3Schema` of the v1 CRDs in `tests/fixtures/istio/` (see its README:
-Istio 1.30, Apache-2.0). The API server prunes unknown fields of a structural schema and, with
-kubectl's default server-side field validation (Strict), rejects them: so every object schema
-that declares its properties here also forbids others, unless it says it keeps unknown fields.
+Istio 1.30, Apache-2.0): networking.istio.io's routing objects and security.istio.io's
+policies. The API server prunes unknown fields of a structural schema and, with kubectl's
+default server-side field validation (Strict), rejects them: so every object schema that
+declares its properties here also forbids others, unless it says it keeps unknown fields.
 CEL rules (`x-kubernetes-validations`) are not evaluated.
 """
 
@@ -19,10 +20,19 @@ import orjson
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "istio"
 API_VERSION = "networking.istio.io/v1"
+SECURITY_API_VERSION = "security.istio.io/v1"
 SCHEMA_FILES = {
     "VirtualService": "virtualservice-v1.schema.json",
     "DestinationRule": "destinationrule-v1.schema.json",
     "Gateway": "gateway-v1.schema.json",
+    "AuthorizationPolicy": "authorizationpolicy-v1.schema.json",
+    "PeerAuthentication": "peerauthentication-v1.schema.json",
+}
+API_VERSIONS = {
+    kind: SECURITY_API_VERSION
+    if kind in {"AuthorizationPolicy", "PeerAuthentication"}
+    else API_VERSION
+    for kind in SCHEMA_FILES
 }
 
 
@@ -49,7 +59,7 @@ def strict_validator(kind: str) -> jsonschema.protocols.Validator:
     # The CRD schema covers spec and status; the API server adds the envelope.
     schema["properties"].update(
         {
-            "apiVersion": {"const": API_VERSION},
+            "apiVersion": {"const": API_VERSIONS[kind]},
             "kind": {"const": kind},
             "metadata": {
                 "type": "object",

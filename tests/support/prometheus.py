@@ -1,8 +1,9 @@
 """A real Prometheus (Debian's package) on a free port, scraping the targets a test names
 (each series labelled `service=<name>`).
 
-Built on `istio_burst.demo.prometheus` (the demo's own launcher). Stoppable and restartable on the
-same port with the same data, so a test can take Prometheus away and bring it back.
+Built on `istio_burst.core.prometheus_process` (the demo's launcher too). Stoppable and
+restartable on the same port with the same data, so a test can take Prometheus away and bring it
+back.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from istio_burst.demo.prometheus import is_ready, prepare_config, prometheus_command
+from istio_burst.core.prometheus_process import is_ready, prepare_config, prometheus_command
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, require_binary
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from istio_burst.demo.prometheus import REPO_CONFIG, prepare_config, prometheus_command
+from istio_burst.core.prometheus_process import CONFIG, prepare_config, prometheus_command
 from istio_burst.watcher.settings import (
     KUBERNETES_QUERY,
     LOCAL_QUERY,
@@ -117,9 +117,9 @@ def test_help_lists_the_settings_and_a_bad_value_exits_with_a_message() -> None:
     assert "LOW (30) must not be above HIGH (15)" in refused.stderr
 
 
-def test_prometheus_config_is_the_repositorys_with_the_given_targets(tmp_path: Path) -> None:
+def test_prometheus_config_is_the_packaged_one_with_the_given_targets(tmp_path: Path) -> None:
     config_path = prepare_config(tmp_path, {"frontend": ["127.0.0.1:8080"], "w": ["a:1", "b:2"]})
-    assert config_path.read_text() == REPO_CONFIG.read_text()
+    assert config_path.read_text() == CONFIG.read_text()
     assert "scrape_interval: 1s" in config_path.read_text()
     groups = json.loads((tmp_path / "targets" / "targets.json").read_text())
     assert groups == [

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from istio_burst.core.prometheus_process import is_ready, prepare_config, prometheus_command
 from istio_burst.demo import haproxy, redis_server
-from istio_burst.demo.prometheus import REPO_CONFIG, is_ready, prepare_config, prometheus_command
 from istio_burst.demo.settings import DemoSettings as Settings
 from istio_burst.demo.supervisor import (
     Component,
@@ -202,9 +202,6 @@ def where(component: Component, s: Settings, state_dir: Path) -> str:
 def run(settings: Settings) -> int:
     if problem := thresholds_problem(settings.low, settings.high):
         say(f"error: {problem}")
-        return 2
-    if not REPO_CONFIG.is_file():
-        say(f"error: the Prometheus config {REPO_CONFIG} is missing (run from the repo)")
         return 2
     state_dir = settings.state_dir.resolve()
     log_dir = state_dir / "logs"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from istio_burst.core.processes import ManagedProcess, answers_200
 
 
 class DemoError(Exception):
@@ -33,18 +31,15 @@ class Component:
     ready: ReadyCheck
     env: Mapping[str, str] = field(default_factory=dict)
     hint: str = ""  # what to do when this component fails
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
+    process: ManagedProcess | None = None
+
+    @property
+    def log_path(self) -> Path | None:
+        return None if self.process is None else self.process.log_path
 
 
 def http_ok(url: str) -> ReadyCheck:
-    def check() -> bool:
-        try:
-            return httpx.get(url, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return check
+    return lambda: answers_200(url)
 
 
 def http_answers(url: str) -> ReadyCheck:
@@ -92,20 +87,6 @@ def require_binary(name: str, package: str) -> str:
     return path
 
 
-def die_with_parent() -> None:
-    """In a child before exec: SIGTERM it when the thread that started it exits (Linux only).
-
-    Linux ties this to the starting *thread*: start children from a thread that lives as long
-    as they should (the main thread, or a pool thread kept until the end).
-    """
-    # Linux: the child gets SIGTERM if the demo itself is killed (even by SIGKILL), so a
-    # crashed supervisor leaves no orphans behind. Elsewhere this is a no-op.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 class Supervisor:
     def __init__(self, log_dir: Path, say: Callable[[str], None], start_timeout: float) -> None:
         self.log_dir = log_dir
@@ -115,18 +96,9 @@ class Supervisor:
         self.stop_requested = threading.Event()
 
     def start(self, component: Component) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        component.log_path = self.log_dir / f"{component.name}.log"
-        with component.log_path.open("wb") as log:
-            component.proc = subprocess.Popen(
-                list(component.argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **component.env},
-                start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl, no locks
-            )
+        component.process = ManagedProcess(
+            component.name, component.argv, self.log_dir, component.env
+        ).start(fresh_log=True)
         self.started.append(component)
         deadline = time.monotonic() + self.start_timeout
         while not component.ready():
@@ -149,29 +121,19 @@ class Supervisor:
     def stop_all(self, timeout: float = 10.0) -> None:
         """Stop in reverse start order: SIGTERM, wait, then SIGKILL the process group."""
         for component in reversed(self.started):
-            proc = component.proc
-            if proc is None:
+            if component.process is None:
                 continue
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.say(f"  {component.name} did not stop in {timeout:g} s; killing it")
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
+            if component.process.stop(timeout) == -signal.SIGKILL:
+                self.say(f"  {component.name} did not stop in {timeout:g} s; killed it")
             self.say(f"  stopped {component.name}")
         self.started.clear()
 
     def _raise_if_exited(self, component: Component) -> None:
-        proc = component.proc
-        if proc is not None and proc.poll() is not None:
+        process = component.process
+        if process is not None and process.returncode is not None:
             hint = f"{component.hint} " if component.hint else ""
             raise DemoError(
-                f"{component.name} exited with code {proc.returncode}. "
+                f"{component.name} exited with code {process.returncode}. "
                 f"{hint}{self._log_hint(component)}"
             )
 

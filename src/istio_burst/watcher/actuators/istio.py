@@ -18,8 +18,14 @@ import os
 from typing import Any
 
 import orjson
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+
+try:
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+except ModuleNotFoundError as missing:  # the client is the `istio` extra, not a core dependency
+    raise ModuleNotFoundError(
+        "ACTUATOR=istio needs the Kubernetes client: pip install 'istio-burst[istio]'"
+    ) from missing
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout

@@ -1,33 +1,30 @@
-"""Running a real Prometheus for the local demo, the tests and the benchmarks.
+"""Running a real Prometheus for the local demo, the tests and the benchmarks (with
+`core.processes`).
 
-There is one Prometheus config, `prometheus/prometheus.yml` in the repository (docker-compose
-mounts the same file): a 1 s scrape of whatever `targets/*.json` beside it lists. Each user of it
-copies the file into its own directory and writes the targets it wants scraped there.
+There is one Prometheus config, `prometheus.yml` beside this module, shipped in the package
+(docker-compose mounts the same file): a 1 s scrape of whatever `targets/*.json` beside it lists.
+Each user of it copies the file into its own directory and writes the targets it wants there.
 """
 
 from __future__ import annotations
 
-import shutil
+from importlib.resources import files
 from pathlib import Path
 
 import httpx
 import orjson
 
-REPO_CONFIG = Path(__file__).resolve().parents[3] / "prometheus" / "prometheus.yml"
+CONFIG = files("istio_burst.core") / "prometheus.yml"
 
 
 def prepare_config(config_dir: Path, targets: dict[str, list[str]]) -> Path:
-    """Copy the repository's config into `config_dir` with `targets` to scrape; returns its path.
+    """Copy the packaged config into `config_dir` with `targets` to scrape; returns its path.
 
     `targets` maps a service name (the `service` label of its series) to `host:port` addresses.
     """
-    if not REPO_CONFIG.is_file():
-        raise FileNotFoundError(
-            f"the Prometheus config {REPO_CONFIG} is missing (run from the repo)"
-        )
     (config_dir / "targets").mkdir(parents=True, exist_ok=True)
     config_path = config_dir / "prometheus.yml"
-    shutil.copy(REPO_CONFIG, config_path)
+    config_path.write_bytes(CONFIG.read_bytes())
     groups = [{"targets": hosts, "labels": {"service": name}} for name, hosts in targets.items()]
     (config_dir / "targets" / "targets.json").write_bytes(orjson.dumps(groups))
     return config_path
