@@ -150,11 +150,6 @@ async def test_1000_oversized_polling_posts_are_answered_413_at_once(
     await still_serves(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs uvicorn's ws_max_size = 64 KiB for the frontend, set in core/server.py "
-    "(the workercore branch); no ASGI app sees a frame before the server has read it whole",
-)
 async def test_twenty_15_mb_websocket_frames(
     frontend: tuple[ManagedProcess, str], session: aiohttp.ClientSession
 ) -> None:

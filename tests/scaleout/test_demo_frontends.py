@@ -27,7 +27,7 @@ async def test_two_frontends_share_the_frequency_and_the_load(tmp_path: Path) ->
     demo = ManagedProcess("demo", argv, tmp_path).start()
     try:
         demo.wait_until(lambda: "String Hashr is running" in demo.output(), 90, "demo ready")
-        assert len(children_of(demo.pid)) == 7, demo.output()
+        assert len(children_of(demo.pid)) == 8, demo.output()  # with haproxy
         assert f"ports {ports['frontend'] + 1}" in demo.output()
         first = f"http://127.0.0.1:{ports['frontend']}"
         second = f"http://127.0.0.1:{ports['frontend'] + 1}"

@@ -17,17 +17,19 @@ from pathlib import Path
 import orjson
 import pytest
 
+from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
 from istio_burst.watcher.fetch import MAX_BODY_BYTES
 from istio_burst.watcher.health import BurstHealthCheck
 from istio_burst.watcher.prometheus import PrometheusSource
 from istio_burst.watcher.readings import ReadingKind
-from istio_burst.watcher.settings import LOCAL_QUERY
 from tests.support.exporter import LoadExporter
 from tests.support.ports import free_port
 from tests.support.prometheus import PrometheusServer
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 
-RATE = LOCAL_QUERY
+# The exporter stands in for any counter Prometheus scrapes: the reading's kinds do not depend
+# on which one (the demo's query, HAProxy's counter, is tested in tests/proxy).
+RATE = f"sum(rate({FRONTEND_REQUESTS_METRIC}[5s]))"
 
 
 @pytest.fixture(scope="module")

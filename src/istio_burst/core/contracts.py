@@ -4,7 +4,8 @@
 - The watcher writes its state (JSON object, with the `Weights` it reports) to WATCHER_STATE_KEY
   and publishes it on WATCHER_STATE_CHANNEL; the frontend shows it on the page. The weights are
   applied by the data plane (the Istio VirtualService, or HAProxy locally), never by the frontend.
-- The frontend counts its sends in FRONTEND_REQUESTS_METRIC; the watcher's local PromQL reads it.
+- The frontend counts its sends in FRONTEND_REQUESTS_METRIC (the page and bench read it; the
+  watcher reads what the data plane counted).
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ def serve(app: ASGIApp, settings: HTTPServiceSettings, *, proxy_headers: bool = 
         loop="uvloop",
         http=LimitedHttpToolsProtocol.with_limits(limits),
         limit_concurrency=settings.max_connections,
+        ws_max_size=settings.max_websocket_bytes,
         log_config=None,
         access_log=False,
         server_header=False,

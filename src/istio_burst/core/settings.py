@@ -101,6 +101,12 @@ class HTTPServiceSettings(ServiceSettings):
     max_connections: int = Field(
         1000, ge=1, description="open connections (websockets included) before new requests get 503"
     )
+    max_websocket_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="largest websocket message the server reads (closed with 1009 above); "
+        "bounded where the frame is read, before any app sees it",
+    )
     api_docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
 
 
