@@ -157,7 +157,7 @@ def test_haproxy_runs_the_demos_config_whose_defaults_are_composes(
     """One config for both: compose mounts the package's file, whose defaults name compose's
     services and ports (the demo sets HAPROXY_* to its own)."""
     service = compose["services"]["haproxy"]
-    assert service["image"].startswith("haproxy:2.6")
+    assert service["image"] == "haproxy:2.6"
     mounts = {v.split(":")[1]: Path(v.split(":")[0]) for v in service["volumes"]}
     config = mounts["/usr/local/etc/haproxy/haproxy.cfg"]
     assert config.read_text() == config_template()
@@ -217,9 +217,13 @@ def test_each_healthcheck_answers_200_on_the_real_service(
         proxy = HAProxyServer(workdir, worker_address, worker_address)
         proxy.start()
         started.append(proxy)
-        health_port, path = health_url(compose, "haproxy")
-        assert health_port == 8404, "the exporter's port in the config"
-        assert httpx.get(f"http://{proxy.metrics_address}{path}", timeout=5).status_code == 200
+        # The healthcheck's own command (bash /dev/tcp), pointed at this HAProxy's exporter.
+        command = compose["services"]["haproxy"]["healthcheck"]["test"]
+        assert command[:3] == ["CMD", "bash", "-c"] and "/dev/tcp/127.0.0.1/8404" in command[3]
+        here = command[3].replace("8404", str(proxy.ports.metrics_port))
+        assert subprocess.run(["bash", "-c", here], timeout=10).returncode == 0
+        broken = command[3].replace("8404", str(proxy.ports.metrics_port)).replace("/healthz", "/x")
+        assert subprocess.run(["bash", "-c", broken], timeout=10).returncode != 0
 
         port = free_port()
         env = {

@@ -71,9 +71,8 @@ class HAProxyActuator:
         self.target = f"haproxy backend {backend} ({self.api})"
 
     async def read(self) -> Snapshot:
-        primary = await self._weight(SUBSET_PRIMARY)
-        burst = await self._weight(SUBSET_BURST)
-        raw = (primary, burst)
+        raw = await self._weights()
+        primary, burst = raw
         if primary + burst == 0:
             raise ActuatorError(ActuatorErrorKind.INVALID, "both server weights are 0")
         if primary + burst == 100:
@@ -82,7 +81,7 @@ class HAProxyActuator:
         return Snapshot(Weights(100 - share, share), raw, exact=False)
 
     async def write(self, seen: Snapshot, desired: Weights) -> None:
-        now = (await self._weight(SUBSET_PRIMARY), await self._weight(SUBSET_BURST))
+        now = await self._weights()
         if now != seen.token:
             raise ActuatorError(
                 ActuatorErrorKind.CONFLICT,
@@ -108,6 +107,10 @@ class HAProxyActuator:
 
     def _server(self, name: str) -> str:
         return f"{self.backend}/{name}"
+
+    async def _weights(self) -> tuple[int, int]:
+        """The raw weights of servers primary and burst: the snapshot's token."""
+        return await self._weight(SUBSET_PRIMARY), await self._weight(SUBSET_BURST)
 
     async def _weight(self, server: str) -> int:
         command = f"get weight {self._server(server)}"
