@@ -7,6 +7,10 @@ wrk (Debian's) with one thread POSTs {"str":"abcdefghij"} as JSON, with 64 and t
 BENCH_WORKER_SECONDS (default 15, or the first argument) is each run's length, after a 3 s warm-up;
 BENCH_WORKER_CONNECTIONS (default 64,8) the loads. Published messages are checked against the
 worker's own count of 200s (wrk does not count requests still in flight when it stops).
+
+Two more rows say what two choices cost: the same worker on uvicorn's plain httptools protocol,
+without the HTTP limits of core/http_limits.py (c=64, run after the others), and
+prometheus_client's histograms, timed in this process and set against the measured request rate.
 """
 
 from __future__ import annotations
@@ -19,20 +23,38 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.table import Row, print_table
-from tests.support.processes import require_binary
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess, require_binary
 from tests.support.redis_server import RedisServer
 from tests.support.services import start_worker
 
 # The Node.js original on this machine kind, same load (issue 2).
 ORIGINAL = {64: (3688, 79.6), 8: (3570, 8.6)}  # connections -> (req/s, p99 ms)
 ORIGINAL_RSS_MB = 132
+# The Node.js original side by side with this worker in one run (issue 11), at c=64.
+ISSUE_11_NODE = "2,000-2,300 req/s, p99 170-500 ms"
+ISSUE_11_NODE_BEST = 2300
+ISSUE_11_FACTOR = 2.5
+HISTOGRAM_OBSERVATIONS_PER_REQUEST = 2  # hash time and publish time (batch sizes: far fewer)
+
+# `istio-burst worker`, except on uvicorn's own httptools protocol: what the HTTP limits cost.
+PLAIN_PROTOCOL_WORKER = """\
+import sys
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from istio_burst.core.http_limits import LimitedHttpToolsProtocol
+LimitedHttpToolsProtocol.with_limits = classmethod(lambda cls, limits: HttpToolsProtocol)
+from istio_burst.cli import main
+sys.exit(main(["worker"]))
+"""
 RSS_TARGET_MB = 100
 WARM_UP_SECONDS = 3
 
@@ -156,6 +178,34 @@ def run_wrk(url: str, script: Path, connections: int, seconds: int) -> WrkResult
     return parse_wrk(done.stdout)
 
 
+def start_plain_protocol_worker(server: RedisServer, workdir: Path) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "REDIS_URL": server.host_port}
+    env |= {"LOG_LEVEL": "WARNING", "CHANNEL": "calculation"}
+    argv = [sys.executable, "-c", PLAIN_PROTOCOL_WORKER]
+    proc = ManagedProcess(f"worker-plain-{port}", argv, workdir, env=env).start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http_ok(url + "/")
+    return proc, url
+
+
+def histogram_cost_row(requests_per_second: float) -> Row:
+    """prometheus_client's Histogram.observe, timed here, as a share of one request's time."""
+    histogram = Histogram(
+        "bench", "bench", buckets=(0.001, 0.01, 0.1), registry=CollectorRegistry()
+    )
+    runs = 200_000
+    seconds = timeit.timeit(lambda: histogram.observe(0.003), number=runs) / runs
+    per_request = seconds * HISTOGRAM_OBSERVATIONS_PER_REQUEST
+    share = per_request * requests_per_second * 100  # the worker runs on one core
+    return Row(
+        "worker metrics",
+        "histograms per request",
+        f"{per_request * 1e6:.1f} us = {share:.1f} % at {requests_per_second:,.0f} req/s",
+        "< 10 % (else a hand-written one)",
+    )
+
+
 def main() -> list[Row]:
     seconds = int(os.environ.get("BENCH_WORKER_SECONDS", "15"))
     loads = [int(c) for c in os.environ.get("BENCH_WORKER_CONNECTIONS", "64,8").split(",")]
@@ -178,6 +228,9 @@ def main() -> list[Row]:
                 subscriber.wait_for(received_before + ok_after - ok_before)
                 published = subscriber.received - received_before
                 rows += result_rows(connections, result, published, ok_after - ok_before)
+                if connections == 64:
+                    rows += issue_11_rows(result)
+                    rows.append(histogram_cost_row(result.requests_per_second))
             rows.append(
                 Row(
                     "worker",
@@ -190,8 +243,33 @@ def main() -> list[Row]:
         finally:
             subscriber.stop()
             proc.stop()
+        try:
+            plain, plain_url = start_plain_protocol_worker(server, workdir)
+            try:
+                run_wrk(plain_url, script, 64, WARM_UP_SECONDS)
+                result = run_wrk(plain_url, script, 64, seconds)
+            finally:
+                plain.stop()
+            name = "worker c=64, no HTTP limits"
+            rate = f"{result.requests_per_second:,.0f}"
+            rows.append(Row(name, "req/s", rate, "with limits: < 10 % fewer"))
+            rows.append(Row(name, "p99", f"{result.p99_ms:.1f} ms"))
+        finally:
             server.stop()
     return rows
+
+
+def issue_11_rows(result: WrkResult) -> list[Row]:
+    factor = result.requests_per_second / ISSUE_11_NODE_BEST
+    return [
+        Row(
+            "worker c=64 vs issue 11",
+            "x the Node original's best req/s",
+            f"{factor:.1f}x (p99 {result.p99_ms:.1f} ms)",
+            f">= {ISSUE_11_FACTOR}x, p99 < 170 ms",
+            ISSUE_11_NODE,
+        )
+    ]
 
 
 def result_rows(connections: int, result: WrkResult, published: int, ok: int) -> list[Row]:
