@@ -14,8 +14,9 @@ REQUESTS = Counter(
 )
 SKIPPED = Counter(
     "hashr_frontend_requests_skipped",
-    "requests not sent, by reason: in_flight (MAX_IN_FLIGHT unanswered) or late (the process "
-    "was stalled for more than a second)",
+    "requests not sent, by reason: in_flight (MAX_IN_FLIGHT unanswered), late (the process "
+    "was stalled for more than a second) or cap (it would make more than the frequency in one "
+    "second: ticks bunched by a stall)",
     ["reason"],
 )
 REQUEST_SECONDS = Histogram(
