@@ -38,6 +38,12 @@ FREQUENCY_DROPPED = Counter(
     "hashr_frontend_frequency_dropped",
     "frequency events dropped because their page sent more than FREQUENCY_EVENTS_PER_SECOND",
 )
+REFUSED = Counter(
+    "hashr_frontend_refused",
+    "requests and sockets refused before the app, by reason: host (not in ALLOWED_HOSTS), "
+    "too_large (a socket.io message over 64 KiB), binary (binary socket.io packets)",
+    ["reason"],
+)
 CONNECTED_PAGES = Gauge("hashr_frontend_connected_pages", "socket.io clients connected now")
 HASHES_RELAYED = Counter(
     "hashr_frontend_hashes_relayed",
