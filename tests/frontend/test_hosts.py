@@ -9,6 +9,7 @@ import socketio
 
 from tests.frontend.raw_socket import socket_url
 from tests.support.frontend import Page, Stack
+from tests.support.metrics import metric_value
 
 EVIL = {"Host": "evil.example", "Origin": "http://evil.example"}
 
@@ -55,3 +56,4 @@ async def test_a_rebinding_host_cannot_open_the_socket_or_set_the_frequency(
             assert (await fresh.wait_for("frequency"))["freq"] == before
         shown = [e.data["freq"] for e in watcher_page.events if e.name == "frequency"]
         assert 77 not in shown
+    assert metric_value(stack.url, "hashr_frontend_refused_total", reason="host") >= 4

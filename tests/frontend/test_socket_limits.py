@@ -17,6 +17,7 @@ import pytest
 
 from tests.frontend.raw_socket import RawPage, socket_url
 from tests.support.frontend import Page, start_frontend
+from tests.support.metrics import metric_value
 from tests.support.processes import ManagedProcess
 from tests.support.redis_server import RedisServer
 
@@ -101,6 +102,7 @@ async def test_binary_frames_and_binary_polling_packets_are_refused(
         )
     assert refused.status_code == 400
     assert "binary" in refused.json()["detail"]
+    assert metric_value(url, "hashr_frontend_refused_total", reason="binary") >= 2
 
 
 async def oversized_post(host: str, port: int, path: str, chunked: bool) -> tuple[bytes, float]:
@@ -146,6 +148,7 @@ async def test_1000_oversized_polling_posts_are_answered_413_at_once(
     slowest = max(seconds for _, seconds in answers)
     print(f"1,000 oversized POSTs: RSS {before:.0f} -> {after:.0f} MB; slowest {slowest:.2f} s")
     assert {status.split(b" ")[1] for status, _ in answers} == {b"413"}
+    assert metric_value(url, "hashr_frontend_refused_total", reason="too_large") >= 1_000
     assert after - before < GROWTH_MB
     await still_serves(url)
 

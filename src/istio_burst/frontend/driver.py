@@ -4,9 +4,10 @@ Sends are scheduled on an absolute clock (tick k at anchor + k/frequency), so ti
 never slows the rate down; when the loop wakes late it sends every tick that is due. The schedule
 stays anchored across changes, stops included: the next tick is one new period after the last,
 never earlier, so no sequence of changes (0 <-> F, as fast as pages can send them) makes more
-than F sends in any second. It never
-builds a backlog: a tick due while `max_in_flight` requests are unanswered, or one more than
-LATE_LIMIT seconds late (the process was stalled), is counted as skipped and dropped.
+than F sends in any second; a SendCap holds that on the actual send times too (a tick it refuses
+is skipped, reason "cap"). It never builds a backlog: a tick due while `max_in_flight` requests
+are unanswered, or one more than LATE_LIMIT seconds late (the process was stalled), is counted
+as skipped and dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 from istio_burst.core.contracts import OUTCOME_FAILED, OUTCOME_OK, OUTCOME_SKIPPED
 from istio_burst.frontend import metrics
 from istio_burst.frontend.settings import DEFAULT_TARGET
+from istio_burst.frontend.throttle import SendCap
 from istio_burst.frontend.transport import KeepAliveTransport
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class LoadDriver:
         # Parsed once: parsing the URL string again is a good part of httpx's cost per request.
         self._url = httpx.URL(url)
         self._interval = _Interval()
+        self._cap = SendCap()
 
     @property
     def frequency(self) -> float:
@@ -79,6 +82,7 @@ class LoadDriver:
     def set_frequency(self, frequency: float) -> None:
         """Takes effect at once: the loop re-plans its next send from the last one."""
         self._frequency = frequency
+        self._cap.set_frequency(frequency, time.monotonic())
         metrics.FREQUENCY.set(frequency)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(True)
@@ -152,6 +156,10 @@ class LoadDriver:
                 timer.cancel()
 
     def _fire(self) -> None:
+        if not self._cap.admit(time.monotonic()):
+            metrics.SKIPPED.labels(reason="cap").inc()
+            self._count(OUTCOME_SKIPPED)
+            return
         if self._in_flight >= self.max_in_flight:
             metrics.SKIPPED.labels(reason="in_flight").inc()
             self._count(OUTCOME_SKIPPED)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from istio_burst.core.http_errors import error_response
+from istio_burst.frontend import metrics
 
 # RFC 6455 policy violation: a websocket closed before it is accepted is answered 403.
 _POLICY_VIOLATION = 1008
@@ -98,7 +99,9 @@ class AllowedHosts:
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] not in ("http", "websocket") or self.allows(_host(scope)):
                 await app(scope, receive, send)
-            elif scope["type"] == "websocket":
+                return
+            metrics.REFUSED.labels(reason="host").inc()
+            if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             else:
                 detail = f"host {_host(scope)[:100]!r} is not served here (ALLOWED_HOSTS)"

@@ -14,8 +14,9 @@ REQUESTS = Counter(
 )
 SKIPPED = Counter(
     "hashr_frontend_requests_skipped",
-    "requests not sent, by reason: in_flight (MAX_IN_FLIGHT unanswered) or late (the process "
-    "was stalled for more than a second)",
+    "requests not sent, by reason: in_flight (MAX_IN_FLIGHT unanswered), late (the process "
+    "was stalled for more than a second) or cap (it would make more than the frequency in one "
+    "second: ticks bunched by a stall)",
     ["reason"],
 )
 REQUEST_SECONDS = Histogram(
@@ -52,6 +53,12 @@ FREQUENCY_REFUSED = Counter(
 FREQUENCY_DROPPED = Counter(
     "hashr_frontend_frequency_dropped",
     "frequency events dropped because their page sent more than FREQUENCY_EVENTS_PER_SECOND",
+)
+REFUSED = Counter(
+    "hashr_frontend_refused",
+    "requests and sockets refused before the app, by reason: host (not in ALLOWED_HOSTS), "
+    "too_large (a socket.io message over 64 KiB), binary (binary socket.io packets)",
+    ["reason"],
 )
 CONNECTED_PAGES = Gauge("hashr_frontend_connected_pages", "socket.io clients connected now")
 HASHES_RELAYED = Counter(

@@ -16,6 +16,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from istio_burst.core.http_errors import error_response
+from istio_burst.frontend import metrics
 
 SOCKET_PATH = "/socket.io/"
 # Engine.IO's base64 binary packet ("b…"), and socket.io's BINARY_EVENT / BINARY_ACK sent in an
@@ -44,7 +45,7 @@ def socket_guard(app: ASGIApp, max_bytes: int) -> ASGIApp:
 async def _post(app: ASGIApp, max_bytes: int, scope: Scope, receive: Receive, send: Send) -> None:
     too_large = f"a socket.io message is at most {max_bytes} bytes"
     if _content_length(scope) > max_bytes:
-        await _refuse(413, too_large, scope, receive, send)
+        await _refusal("too_large", 413, too_large)(scope, receive, send)
         return
     body = b""
     while True:
@@ -53,12 +54,13 @@ async def _post(app: ASGIApp, max_bytes: int, scope: Scope, receive: Receive, se
             return
         body += message.get("body", b"")
         if len(body) > max_bytes:
-            await _refuse(413, too_large, scope, receive, send)
+            await _refusal("too_large", 413, too_large)(scope, receive, send)
             return
         if not message.get("more_body", False):
             break
     if any(packet.startswith(_BINARY_PREFIXES) for packet in body.split(_SEPARATOR)):
-        await _refuse(400, "binary socket.io packets are not accepted", scope, receive, send)
+        detail = "binary socket.io packets are not accepted"
+        await _refusal("binary", 400, detail)(scope, receive, send)
         return
     await app(scope, _replay(body, receive), send)
 
@@ -73,11 +75,12 @@ def _content_length(scope: Scope) -> int:
     return 0
 
 
-async def _refuse(status: int, detail: str, scope: Scope, receive: Receive, send: Send) -> None:
+def _refusal(reason: str, status: int, detail: str) -> ASGIApp:
+    metrics.REFUSED.labels(reason=reason).inc()
     response = error_response(status, detail)
     # The rest of the body is never read: end the connection with the answer.
     response.headers["connection"] = "close"
-    await response(scope, receive, send)
+    return response
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -99,6 +102,7 @@ def _text_frames_only(receive: Receive, send: Send) -> Receive:
         if message["type"] == "websocket.receive":
             text = message.get("text")
             if text is None or text.startswith(_BINARY_TEXT_PREFIXES):
+                metrics.REFUSED.labels(reason="binary").inc()
                 await send({"type": "websocket.close", "code": _UNSUPPORTED_DATA})
                 # Engine.IO ends the socket on anything but a frame.
                 return {"type": "websocket.disconnect", "code": _UNSUPPORTED_DATA}
