@@ -8,21 +8,22 @@ from pathlib import Path
 
 from tests.demo.conftest import children_of, demo_argv, demo_ports
 from tests.support.frontend import Page
-from tests.support.ports import free_port, wait_port_closed
+from tests.support.ports import wait_port_closed
 from tests.support.processes import ManagedProcess
 
 
-def two_free_ports() -> int:
-    """A free port whose next port is free too."""
+def ports_for_two_frontends() -> dict[str, int]:
+    """The demo's ports, with the frontend's next port free and no other component's."""
     while True:
-        port = free_port()
+        ports = demo_ports()
+        second = ports["frontend"] + 1
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
+            if second not in ports.values() and probe.connect_ex(("127.0.0.1", second)) != 0:
+                return ports
 
 
 async def test_two_frontends_share_the_frequency_and_the_load(tmp_path: Path) -> None:
-    ports = demo_ports(frontend=two_free_ports())
+    ports = ports_for_two_frontends()
     argv = [*demo_argv(tmp_path / "state", ports), "--frontends", "2"]
     demo = ManagedProcess("demo", argv, tmp_path).start()
     try:

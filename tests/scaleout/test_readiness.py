@@ -12,6 +12,7 @@ import redis
 
 from istio_burst.frontend.shared_frequency import frequency_key
 from tests.support.frontend import Page, new_channel, start_frontend
+from tests.support.metrics import metric_value
 from tests.support.processes import ManagedProcess
 from tests.support.redis_server import RedisServer
 
@@ -53,9 +54,11 @@ async def test_not_ready_until_the_shared_frequency_is_loaded(
 
         own_redis.start()
         frontend.wait_http_ok(url + "/_healthz")
-        # Redis held nothing for this deployment: the replica's FREQUENCY seeded it.
+        # Redis held nothing for this deployment: the replica's FREQUENCY seeded it, and it
+        # drives it (all of it: it is alone).
         with redis.Redis.from_url(own_redis.url) as client:
             assert client.hget(frequency_key(channel), "freq") == b"7.0"
+        assert metric_value(url, "hashr_frontend_frequency") == 7
         assert await current_frequency(url) == 7
 
 

@@ -102,7 +102,7 @@ class Pages:
         sio.on("disconnect", self._disconnect)
         sio.on(FREQUENCY_EVENT, self._frequency)
 
-    def frequency_payload(self) -> dict[str, float]:
+    def frequency_payload(self) -> dict[str, float | bool]:
         return {"freq": self.shared.value, "max": self.maximum, "shared": self.shared.shared}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:

@@ -205,7 +205,7 @@ class SharedFrequency:
         if not self.loaded:
             log.info("frequency loaded", extra={"freq": freq, "version": version})
         self.loaded = True
-        self._apply(freq)
+        self._apply(freq, always=True)  # the driver starts even if F is what we assumed
         self.shared = True
         metrics.FREQUENCY_SHARED.set(1)
         self._news.set()
@@ -221,10 +221,11 @@ class SharedFrequency:
         self.version = version
         self._apply(freq)
 
-    def _apply(self, freq: float) -> None:
-        if freq == self.value:
+    def _apply(self, freq: float, *, always: bool = False) -> None:
+        if freq == self.value and not always:
             return
-        log.debug("frequency changed", extra={"from": self.value, "to": freq})
+        if freq != self.value:
+            log.info("frequency changed", extra={"from": self.value, "to": freq})
         self.value = freq
         metrics.DEPLOYMENT_FREQUENCY.set(freq)
         self._on_change(freq)
