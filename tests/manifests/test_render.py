@@ -134,6 +134,7 @@ def test_kustomize_renders_istio_manifests_unchanged(
             "redis-authorization-policy.yaml",
             "frontend-gateway.yaml",
             "frontend-virtual-service.yaml",
+            "frontend-destination-rule.yaml",
             "redis-virtual-service.yaml",
             "worker-destination-rule.yaml",
             "natural.yaml",

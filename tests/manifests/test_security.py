@@ -123,6 +123,18 @@ def test_two_frontends_spread_over_nodes_and_one_survives_a_disruption(
     assert selects(spread["labelSelector"]["matchLabels"], pod_labels(frontend))
 
 
+def test_long_polling_pages_stay_on_their_frontend_replica(
+    primary: Rendered, istio_rendered: Rendered
+) -> None:
+    """Two replicas, and Engine.IO keeps a long-polling session in one process: the frontend's
+    DestinationRule pins a browser to a replica by a session cookie (WebSockets need none)."""
+    service = primary.get("Service", "frontend-service")
+    rule = istio_rendered.get("DestinationRule", "frontend-destination-rule")
+    assert rule["spec"]["host"] == name_of(service)
+    cookie = rule["spec"]["trafficPolicy"]["loadBalancer"]["consistentHash"]["httpCookie"]
+    assert cookie["name"] and cookie["path"] == "/"
+
+
 def hosts_in(istio: list[Obj], primary: list[Obj]) -> tuple[list[str], list[str], str]:
     gateway = next(o for o in istio if o["kind"] == "Gateway")
     route = next(o for o in istio if name_of(o) == "frontend-ingress-virtual-service")

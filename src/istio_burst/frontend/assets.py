@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from istio_burst.core.server import StartupError
 
-PACKAGE_DIR = Path(__file__).parent
+# Package data, found the way the installed package lays it out (StaticFiles and jinja2 want a
+# directory on disk: a wheel installs one; a zipped package would not serve the page).
+PACKAGE_DIR = Path(str(files("istio_burst.frontend")))
 STATIC_DIR = PACKAGE_DIR / "static"
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 VENDOR_DIR = STATIC_DIR / "vendor"
