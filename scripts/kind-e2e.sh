@@ -33,10 +33,10 @@ Usage: scripts/kind-e2e.sh [--dry-run] [--keep]
 Creates the kind clusters $PREFIX-primary and $PREFIX-burst, joins them into one Istio mesh
 (primary-remote, one network: routes between the kind nodes), builds the three images and loads
 them into the clusters, deploys k8s/overlays/primary and /burst and istio-manifests/, then:
-  1. sets the frontend's FREQUENCY to $LOAD req/s (above the watcher's HIGH threshold);
+  1. sets the deployment's frequency to $LOAD req/s (above the watcher's HIGH threshold);
   2. waits until the watcher has moved worker-virtual-service to burst (weight 100);
   3. waits for a bursty- hash on Redis's calculation channel (a burst worker answered);
-  4. sets FREQUENCY to 0 and waits until the watcher has moved the traffic back (burst 0).
+  4. sets the frequency to 0 and waits until the watcher has moved the traffic back (burst 0).
 Each wait gives up after ${WAIT_SECONDS}s (WAIT_SECONDS). The clusters are deleted at the end,
 also on failure, unless --keep.
 
@@ -133,11 +133,11 @@ install_mesh() {
   mesh_install_prometheus "$CTX_PRIMARY"
 }
 
+# The frequency is the deployment's, kept in Redis (FREQUENCY only seeds an empty Redis): set it
+# the way a page does, from inside a frontend pod.
 set_load() {
-  run kubectl --context "$CTX_PRIMARY" -n "$APP_NAMESPACE" set env \
-    deployment/frontend-deployment "FREQUENCY=$1"
-  run kubectl --context "$CTX_PRIMARY" -n "$APP_NAMESPACE" rollout status \
-    deployment/frontend-deployment --timeout 3m
+  run kubectl --context "$CTX_PRIMARY" -n "$APP_NAMESPACE" exec deploy/frontend-deployment -- \
+    python -m istio_burst.frontend.set_frequency "$1"
 }
 
 expect_burst_weight() {

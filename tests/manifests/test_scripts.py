@@ -274,7 +274,9 @@ def test_kind_dry_run_builds_the_mesh_and_checks_the_burst(kind_run: list[str]) 
     assert "--server 'https://<burst-node-ip>:6443'" in secret
     one_matching(kind_run, r"apply -k .*/work/deploy/primary$")
     one_matching(kind_run, r"apply -k .*/work/deploy/burst$")
-    load = one_matching(kind_run, r"set env deployment/frontend-deployment FREQUENCY=30$")
+    load = one_matching(
+        kind_run, r"exec deploy/frontend-deployment -- python -m .*set_frequency 30$"
+    )
     burst = one_matching(kind_run, r"until it prints 100,")
     hashes = one_matching(
         kind_run, r"REDISCLI_AUTH=.*redis-cli --raw SUBSCRIBE calculation' \d+ \| grep .*bursty-"

@@ -3,6 +3,9 @@ wins over the replica's own FREQUENCY, and broken data there is ignored or repai
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,3 +95,23 @@ async def test_broken_frequency_data_in_redis_is_ignored_or_repaired(
                 changes = [e.data["freq"] for e in page.events[mark:] if e.name == "frequency"]
                 assert changes == [3]
                 await page.set_frequency(0)
+
+
+async def test_a_script_sets_the_frequency_every_page_follows(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """`python -m istio_burst.frontend.set_frequency F` (scripts/kind-e2e.sh), run with the
+    frontend's own environment, moves the deployment as a page would; a bad F is refused."""
+    channel = new_channel()
+    env = {**os.environ, "REDIS_URL": redis_server.url, "CHANNEL": channel, "MAX_FREQUENCY": "50"}
+    command = [sys.executable, "-m", "istio_burst.frontend.set_frequency"]
+    with replica(redis_server, tmp_path, channel) as (frontend, url):
+        frontend.wait_http_ok(url + "/_healthz")
+        async with Page(url) as page:
+            await page.wait_for("frequency", lambda d: d["freq"] == 7)
+            done = subprocess.run([*command, "30"], env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            await page.wait_for("frequency", lambda d: d["freq"] == 30)
+            refused = subprocess.run([*command, "500"], env=env, capture_output=True, text=True)
+            assert refused.returncode == 2 and "50" in refused.stderr
+            await page.set_frequency(0)

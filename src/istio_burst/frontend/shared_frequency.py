@@ -67,6 +67,11 @@ def frequency_key(channel: str) -> str:
     return f"{channel}:frequency"
 
 
+async def store_frequency(client: aioredis.Redis, channel: str, frequency: float) -> int:
+    """Store and publish a (validated) frequency in one atomic step; the new version."""
+    return int(await client.eval(_SET, 1, frequency_key(channel), repr(float(frequency))))
+
+
 def decode_change(data: bytes | str) -> tuple[float, int]:
     """A published change `{"freq": <number>, "version": <int>}` -> (freq, version)."""
     try:
