@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.frontend import Stack, new_channel, start_frontend
-from tests.support.haproxy import HAProxyServer
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_worker
+from harness.frontend import Stack, new_channel, start_frontend
+from harness.haproxy import HAProxyServer
+from harness.redis_server import RedisServer
+from harness.services import start_worker
 
 
 def through_proxy() -> bool:

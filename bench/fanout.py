@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from bench._frontend import frontend_stack, sample, seconds_from_env
 from bench.latency import percentile
 from bench.table import Row
+from harness.frontend import Page, Stack
 from istio_burst.core.contracts import HashMessage
-from tests.support.frontend import Page, Stack
 
 ELIDED = "hashr_frontend_hashes_elided_total"
 

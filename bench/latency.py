@@ -16,7 +16,7 @@ import statistics
 
 from bench._frontend import frontend_stack, hop_label, seconds_from_env
 from bench.table import Row
-from tests.support.frontend import Page
+from harness.frontend import Page
 
 
 def percentile(values: list[float], q: float) -> float:

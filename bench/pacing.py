@@ -19,13 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench._frontend import frontend_stack, hop_label, seconds_from_env
 from bench.table import Row
+from harness.frontend import Page, Stack
 from istio_burst.core.contracts import (
     FRONTEND_REQUESTS_METRIC,
     OUTCOME_FAILED,
     OUTCOME_OK,
     OUTCOME_SKIPPED,
 )
-from tests.support.frontend import Page, Stack
 
 ORIGINAL = {20: "1.00", 100: "0.989", 500: "0.957", 1000: "0.898"}
 COUNTER = FRONTEND_REQUESTS_METRIC

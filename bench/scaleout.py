@@ -21,11 +21,11 @@ from pathlib import Path
 from bench._frontend import sample, seconds_from_env
 from bench.latency import percentile
 from bench.table import Row
-from tests.support.frontend import Page, new_channel
-from tests.support.metrics import metric_value
-from tests.support.processes import ManagedProcess
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_service, start_worker
+from harness.frontend import Page, new_channel
+from harness.metrics import metric_value
+from harness.processes import ManagedProcess
+from harness.redis_server import RedisServer
+from harness.services import start_service, start_worker
 
 WORKER_REQUESTS = "hashr_worker_requests_total"
 

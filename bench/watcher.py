@@ -27,13 +27,13 @@ from pathlib import Path
 import httpx
 
 from bench.table import Row, print_table
+from harness.exporter import LoadExporter
+from harness.haproxy import HAProxyServer, runtime_command
+from harness.ports import free_port
+from harness.prometheus import PrometheusServer
+from harness.redis_server import RedisServer
+from harness.watcher import metric_value, start_watcher
 from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Weights
-from tests.support.exporter import LoadExporter
-from tests.support.haproxy import HAProxyServer, runtime_command
-from tests.support.ports import free_port
-from tests.support.prometheus import PrometheusServer
-from tests.support.redis_server import RedisServer
-from tests.support.watcher import metric_value, start_watcher
 
 WINDOW = 10.0
 HIGH = 15.0

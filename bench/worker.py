@@ -32,10 +32,10 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.table import Row, print_table
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, require_binary
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_worker
+from harness.ports import free_port
+from harness.processes import ManagedProcess, require_binary
+from harness.redis_server import RedisServer
+from harness.services import start_worker
 
 # The Node.js original on this machine kind, same load (issue 2).
 ORIGINAL = {64: (3688, 79.6), 8: (3570, 8.6)}  # connections -> (req/s, p99 ms)

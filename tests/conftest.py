@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_server import RedisServer
+from harness.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -20,19 +20,19 @@ import orjson
 import pytest
 import yaml
 
+from harness.frontend import start_frontend
+from harness.haproxy import HAProxyServer
+from harness.ports import free_port
+from harness.processes import ISTIO_BURST, ManagedProcess
+from harness.prometheus import PrometheusServer
+from harness.redis_server import RedisServer
+from harness.services import start_worker
 from istio_burst.core.settings import ServiceSettings
 from istio_burst.demo.haproxy import config_template
 from istio_burst.frontend.main import Settings as FrontendSettings
 from istio_burst.watcher.main import Settings as WatcherSettings
 from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
 from istio_burst.worker.main import Settings as WorkerSettings
-from tests.support.frontend import start_frontend
-from tests.support.haproxy import HAProxyServer
-from tests.support.ports import free_port
-from tests.support.processes import ISTIO_BURST, ManagedProcess
-from tests.support.prometheus import PrometheusServer
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 OUR_SERVICES: dict[str, type[ServiceSettings]] = {

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from harness.frontend import Page
 from tests.containers.compose import OUR_IMAGES, ComposeStack, docker
 from tests.containers.conftest import report
-from tests.support.frontend import Page
 
 pytestmark = pytest.mark.timeout(900)  # the first test builds the images
 

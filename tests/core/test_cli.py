@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import Field
 
+from harness.processes import ISTIO_BURST
 from istio_burst.cli import COMMANDS
 from istio_burst.core.cli_settings import parse_settings
 from istio_burst.core.settings import ServiceSettings
-from tests.support.processes import ISTIO_BURST
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.processes import ManagedProcess
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_service, start_worker
+from harness.processes import ManagedProcess
+from harness.redis_server import RedisServer
+from harness.services import start_service, start_worker
 
 DEADLINE = 1.0  # HEADER_TIMEOUT, BODY_TIMEOUT and KEEPALIVE_TIMEOUT in these tests
 SMALL_DEADLINES = {

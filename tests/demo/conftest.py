@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.ports import free_port
-from tests.support.processes import ISTIO_BURST
+from harness.ports import free_port
+from harness.processes import ISTIO_BURST
 
 PORT_NAMES = (
     "frontend",

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import httpx
 
+from harness.browser import artifact, chromium
+from harness.frontend import Page
+from harness.ports import wait_port_closed
+from harness.processes import ManagedProcess
 from istio_burst.demo.haproxy import runtime_command
 from tests.demo.conftest import children_of, demo_argv, demo_ports, processes_mentioning
-from tests.support.browser import artifact, chromium
-from tests.support.frontend import Page
-from tests.support.ports import wait_port_closed
-from tests.support.processes import ManagedProcess
 
 STABILIZATION_WINDOW = 6.0
 

@@ -9,6 +9,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+from harness.ports import wait_port_closed
+from harness.processes import ManagedProcess
 from tests.demo.conftest import (
     children_of,
     demo_argv,
@@ -16,8 +18,6 @@ from tests.demo.conftest import (
     environment_of,
     processes_mentioning,
 )
-from tests.support.ports import wait_port_closed
-from tests.support.processes import ManagedProcess
 
 
 def test_port_taken_is_named_and_nothing_starts(tmp_path: Path) -> None:

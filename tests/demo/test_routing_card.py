@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.browser import chromium
+from harness.frontend import Page
+from harness.processes import ManagedProcess
 from tests.demo.conftest import demo_argv, demo_ports
-from tests.support.browser import chromium
-from tests.support.frontend import Page
-from tests.support.processes import ManagedProcess
 
 PAGE_SOURCES = ("static/app.js", "templates/index.html")
 

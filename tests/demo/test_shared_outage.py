@@ -15,10 +15,10 @@ import httpx
 import pytest
 import redis
 
+from harness.frontend import Page
+from harness.processes import ManagedProcess
+from harness.watcher import metric_value
 from tests.demo.conftest import children_of, demo_argv, demo_ports
-from tests.support.frontend import Page
-from tests.support.processes import ManagedProcess
-from tests.support.watcher import metric_value
 
 PASSWORD = "shared-outage-test"
 

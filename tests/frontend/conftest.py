@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.frontend import Stack, new_channel, start_frontend, start_stack
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_worker
+from harness.frontend import Stack, new_channel, start_frontend, start_stack
+from harness.ports import free_port
+from harness.processes import ManagedProcess
+from harness.redis_server import RedisServer
+from harness.services import start_worker
 
 
 @pytest.fixture(scope="module")

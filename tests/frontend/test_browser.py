@@ -13,10 +13,10 @@ import pytest
 import redis
 from playwright.async_api import Page as BrowserPage
 
+from harness.browser import artifact, chromium
+from harness.watcher import start_watcher, wait_status
 from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY, HashMessage
 from tests.frontend.conftest import PageStack
-from tests.support.browser import artifact, chromium
-from tests.support.watcher import start_watcher, wait_status
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 from tests.watcher.fake_kube import FakeKubeAPI, virtual_service
 

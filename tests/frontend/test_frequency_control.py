@@ -15,14 +15,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from harness.frontend import Page, start_frontend
+from harness.http_server import BackgroundHTTPServer, send
+from harness.metrics import metric_value
+from harness.processes import ManagedProcess
+from harness.redis_server import RedisServer
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.throttle import SendCap
 from tests.frontend.raw_socket import RawPage
-from tests.support.frontend import Page, start_frontend
-from tests.support.http_server import BackgroundHTTPServer, send
-from tests.support.metrics import metric_value
-from tests.support.processes import ManagedProcess
-from tests.support.redis_server import RedisServer
 
 CAP = 100
 

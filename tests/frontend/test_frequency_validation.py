@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from harness.frontend import Page, Stack
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
-from tests.support.frontend import Page, Stack
 
 RUNNING = 10.0
 

@@ -7,9 +7,9 @@ import httpx
 import pytest
 import socketio
 
+from harness.frontend import Page, Stack
+from harness.metrics import metric_value
 from tests.frontend.raw_socket import socket_url
-from tests.support.frontend import Page, Stack
-from tests.support.metrics import metric_value
 
 EVIL = {"Host": "evil.example", "Origin": "http://evil.example"}
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.frontend import Page, Stack
 from istio_burst.core.contracts import HashMessage
 from istio_burst.frontend.relay import BEHIND_AFTER_BATCHES, HashRelay
-from tests.support.frontend import Page, Stack
 
 
 class Recorder:

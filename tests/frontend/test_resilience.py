@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.frontend import Page, Stack, start_stack
+from harness.redis_server import RedisServer
 from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
-from tests.support.frontend import Page, Stack, start_stack
-from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture

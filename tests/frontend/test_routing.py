@@ -13,14 +13,14 @@ from typing import Any
 import orjson
 import redis
 
+from harness.frontend import Page
+from harness.metrics import metric_value
 from istio_burst.core.contracts import (
     FRONTEND_REQUESTS_METRIC,
     WATCHER_STATE_CHANNEL,
     WATCHER_STATE_KEY,
 )
 from tests.frontend.conftest import PageStack
-from tests.support.frontend import Page
-from tests.support.metrics import metric_value
 
 
 def watcher_state(primary: int, burst: int, actuator: str = "haproxy") -> dict[str, Any]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import ISTIO_BURST
 from istio_burst.frontend.assets import AssetsMissingError, check_assets
 from istio_burst.frontend.hosts import AllowedHosts, parse_hosts
 from istio_burst.frontend.settings import parse_origins, parse_processor_url
-from tests.support.processes import ISTIO_BURST
 
 
 def test_processor_url_is_one_url() -> None:

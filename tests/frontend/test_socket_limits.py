@@ -15,11 +15,11 @@ import aiohttp
 import httpx
 import pytest
 
+from harness.frontend import Page, start_frontend
+from harness.metrics import metric_value
+from harness.processes import ManagedProcess
+from harness.redis_server import RedisServer
 from tests.frontend.raw_socket import RawPage, socket_url
-from tests.support.frontend import Page, start_frontend
-from tests.support.metrics import metric_value
-from tests.support.processes import ManagedProcess
-from tests.support.redis_server import RedisServer
 
 LIMIT = 64 * 1024
 # What the frontend may grow by under each attack (it starts near 80 MB).

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import socketio
 
+from harness.frontend import Page, Stack
 from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
-from tests.support.frontend import Page, Stack
 
 HASH = re.compile(r"[A-Za-z0-9+/]{43}=")
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from harness.ports import free_port
 from istio_burst.frontend.transport import KeepAliveTransport
 from tests.frontend.raw_http import RawServer, echo_forever, ok_response, read_request
-from tests.support.ports import free_port
 
 
 @pytest.fixture

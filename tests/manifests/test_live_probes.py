@@ -16,6 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.haproxy import HAProxyServer
+from harness.ports import free_port
+from harness.processes import ISTIO_BURST, ManagedProcess, require_binary
+from harness.prometheus import PrometheusServer
+from harness.redis_server import RedisServer
 from tests.manifests.manifests import (
     DEPENDENT_VAR,
     K8S,
@@ -31,11 +36,6 @@ from tests.manifests.manifests import (
     name_of,
     resolved_env,
 )
-from tests.support.haproxy import HAProxyServer
-from tests.support.ports import free_port
-from tests.support.processes import ISTIO_BURST, ManagedProcess, require_binary
-from tests.support.prometheus import PrometheusServer
-from tests.support.redis_server import RedisServer
 
 
 def our_workloads() -> list[tuple[str, str]]:

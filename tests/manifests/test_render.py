@@ -2,7 +2,7 @@
 
 Kubernetes objects: the Kubernetes 1.31 OpenAPI schemas (kubernetes-validate, strict: unknown
 fields are errors, as with kubectl's server-side field validation). Istio objects: Istio 1.30's
-CRD schemas for networking.istio.io/v1, made strict the same way (tests/support/istio_schemas).
+CRD schemas for networking.istio.io/v1, made strict the same way (harness/istio_schemas).
 What only a real cluster checks (admission webhooks, CEL rules, Istio's own validation) is not
 covered here.
 """
@@ -15,6 +15,7 @@ from collections import Counter
 import kubernetes_validate
 import pytest
 
+from harness.istio_schemas import API_VERSIONS, istio_errors
 from tests.manifests.manifests import (
     ISTIO_MANIFESTS,
     SCRIPTS,
@@ -23,7 +24,6 @@ from tests.manifests.manifests import (
     load_yaml,
     name_of,
 )
-from tests.support.istio_schemas import API_VERSIONS, istio_errors
 
 KUBERNETES_VERSION = "1.31.0"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.processes import require_binary
 from tests.manifests.manifests import (
     K8S,
     REPO,
@@ -24,7 +25,6 @@ from tests.manifests.manifests import (
     load_yaml,
     mesh_setting,
 )
-from tests.support.processes import require_binary
 
 TOOLS = ("gcloud", "kubectl", "istioctl", "docker", "kind", "helm", "curl")
 SCRIPT_NAMES = ("gke.sh", "kind-e2e.sh")

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.frontend import Page
+from harness.processes import ManagedProcess
 from istio_burst.frontend.assets import VENDOR_DIR, VENDOR_FILES
 from tests.demo.conftest import demo_argv, demo_ports
-from tests.support.frontend import Page
-from tests.support.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "istio_burst"

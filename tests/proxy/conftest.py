@@ -14,12 +14,12 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.exporter import LoadExporter
-from tests.support.haproxy import HAProxyServer
-from tests.support.processes import ManagedProcess
-from tests.support.prometheus import PrometheusServer
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_worker
+from harness.exporter import LoadExporter
+from harness.haproxy import HAProxyServer
+from harness.processes import ManagedProcess
+from harness.prometheus import PrometheusServer
+from harness.redis_server import RedisServer
+from harness.services import start_worker
 
 
 @dataclass

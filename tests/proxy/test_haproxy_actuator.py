@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.haproxy import HAProxyServer, runtime_command
+from harness.ports import free_port
+from harness.processes import ManagedProcess, require_binary
 from istio_burst.core.contracts import PRIMARY_ONLY, Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.haproxy import HAProxyActuator, parse_runtime_api
-from tests.support.haproxy import HAProxyServer, runtime_command
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, require_binary
 
 # Nobody listens on the workers' ports: the servers are down, their weights are still there.
 NOWHERE = f"127.0.0.1:{free_port()}"

@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.exporter import LoadExporter
+from harness.haproxy import HAProxyServer, runtime_command
+from harness.processes import ManagedProcess
+from harness.prometheus import PrometheusServer
+from harness.redis_server import RedisServer
+from harness.watcher import metric_value, start_watcher, status, wait_status
 from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
 from tests.proxy.conftest import PacedSender, Workers, send_requests
-from tests.support.exporter import LoadExporter
-from tests.support.haproxy import HAProxyServer, runtime_command
-from tests.support.processes import ManagedProcess
-from tests.support.prometheus import PrometheusServer
-from tests.support.redis_server import RedisServer
-from tests.support.watcher import metric_value, start_watcher, status, wait_status
 
 
 def haproxy_watcher(

@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.frontend import new_channel
-from tests.support.metrics import metric_value
-from tests.support.ports import free_port
-from tests.support.processes import ISTIO_BURST, ManagedProcess
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_worker
+from harness.frontend import new_channel
+from harness.metrics import metric_value
+from harness.ports import free_port
+from harness.processes import ISTIO_BURST, ManagedProcess
+from harness.redis_server import RedisServer
+from harness.services import start_worker
 
 WORKER_REQUESTS = "hashr_worker_requests_total"
 

@@ -6,10 +6,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+from harness.frontend import Page
+from harness.ports import wait_port_closed
+from harness.processes import ManagedProcess
 from tests.demo.conftest import children_of, demo_argv, demo_ports
-from tests.support.frontend import Page
-from tests.support.ports import wait_port_closed
-from tests.support.processes import ManagedProcess
 
 
 def ports_for_two_frontends() -> dict[str, int]:

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import redis
 
+from harness.frontend import Page, new_channel, start_frontend
+from harness.metrics import metric_value
+from harness.processes import ManagedProcess
+from harness.redis_server import RedisServer
 from istio_burst.frontend.shared_frequency import frequency_key
-from tests.support.frontend import Page, new_channel, start_frontend
-from tests.support.metrics import metric_value
-from tests.support.processes import ManagedProcess
-from tests.support.redis_server import RedisServer
 
 OWN_FREQUENCY = "7"  # the replica's FREQUENCY setting
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from harness.browser import artifact, chromium
+from harness.frontend import Page
+from harness.metrics import metric_value
+from harness.redis_server import RedisServer
 from istio_burst.frontend.shared_frequency import frequency_key
 from tests.scaleout.deployment import Deployment, RoundRobinProxy
-from tests.support.browser import artifact, chromium
-from tests.support.frontend import Page
-from tests.support.metrics import metric_value
-from tests.support.redis_server import RedisServer
 
 F = 60
 LAST = 42.5

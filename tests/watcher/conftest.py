@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from harness.exporter import LoadExporter
+from harness.prometheus import PrometheusServer
 from istio_burst.watcher.app import build_watcher, close_watcher
 from istio_burst.watcher.loop import Watcher
 from istio_burst.watcher.settings import WatcherSettings
-from tests.support.exporter import LoadExporter
-from tests.support.prometheus import PrometheusServer
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.fake_kube import FakeKubeAPI, virtual_service
 from tests.watcher.rounds import Clock

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 
 import orjson
 
-from tests.support.http_server import BackgroundHTTPServer, send
+from harness.http_server import BackgroundHTTPServer, send
 
 
 @dataclass

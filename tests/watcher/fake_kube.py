@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from tests.support.http_server import BackgroundHTTPServer, send
-from tests.support.istio_schemas import istio_errors
+from harness.http_server import BackgroundHTTPServer, send
+from harness.istio_schemas import istio_errors
 
 PATH = re.compile(
     r"^/apis/networking\.istio\.io/v1/namespaces/(?P<ns>[^/]+)/virtualservices/(?P<name>[^/?]+)"

@@ -21,10 +21,10 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from harness.watcher import start_watcher, wait_status
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
 from istio_burst.watcher.loop import CONFLICT_RETRIES
-from tests.support.watcher import start_watcher, wait_status
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.fake_kube import JSON_PATCH, TOKEN, FakeKubeAPI, Obj, virtual_service
 from tests.watcher.rounds import load, next_round

@@ -17,14 +17,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from harness.exporter import LoadExporter
+from harness.ports import free_port
+from harness.prometheus import PrometheusServer
 from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
 from istio_burst.watcher.fetch import MAX_BODY_BYTES
 from istio_burst.watcher.health import BurstHealthCheck
 from istio_burst.watcher.prometheus import PrometheusSource
 from istio_burst.watcher.readings import ReadingKind
-from tests.support.exporter import LoadExporter
-from tests.support.ports import free_port
-from tests.support.prometheus import PrometheusServer
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 
 # The exporter stands in for any counter Prometheus scrapes: the reading's kinds do not depend

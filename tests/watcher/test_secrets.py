@@ -11,12 +11,12 @@ import httpx
 import pytest
 import redis
 
+from harness.channel import next_message
+from harness.ports import free_port
+from harness.redis_server import RedisServer
+from harness.watcher import start_watcher, wait_status
 from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY
 from istio_burst.core.settings import redact_url
-from tests.support.channel import next_message
-from tests.support.ports import free_port
-from tests.support.redis_server import RedisServer
-from tests.support.watcher import start_watcher, wait_status
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 from tests.watcher.fake_kube import FakeKubeAPI
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from harness.processes import ISTIO_BURST
 from istio_burst.core.prometheus_process import CONFIG, prepare_config, prometheus_command
 from istio_burst.watcher.settings import (
     KUBERNETES_QUERY,
@@ -18,7 +19,6 @@ from istio_burst.watcher.settings import (
     pod_namespace,
     thresholds_problem,
 )
-from tests.support.processes import ISTIO_BURST
 
 ENV_NAMES = [
     "HOST",

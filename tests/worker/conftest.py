@@ -9,11 +9,11 @@ import httpx
 import pytest
 import redis
 
-from tests.support.channel import next_message
-from tests.support.metrics import sample_sum
-from tests.support.processes import ManagedProcess
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_worker
+from harness.channel import next_message
+from harness.metrics import sample_sum
+from harness.processes import ManagedProcess
+from harness.redis_server import RedisServer
+from harness.services import start_worker
 
 
 @dataclass

@@ -10,9 +10,9 @@ import httpx
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
+from harness.redis_server import RedisServer
 from istio_burst.worker.app import create_app
 from istio_burst.worker.main import Settings
-from tests.support.redis_server import RedisServer
 
 CONCURRENT = 200
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import redis
 
+from harness.channel import next_message
+from harness.redis_server import RedisServer
 from istio_burst.core.contracts import HashMessage
-from tests.support.channel import next_message
-from tests.support.redis_server import RedisServer
 from tests.worker.conftest import RunningWorker
 
 

@@ -12,12 +12,12 @@ import httpx
 import pytest
 import redis
 
+from harness.ports import free_port
+from harness.processes import ManagedProcess, require_binary
+from harness.services import start_service
 from istio_burst.core.redis import create_client
 from istio_burst.core.settings import normalize_redis_url
 from istio_burst.worker.publisher import Publisher, PublishError
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, require_binary
-from tests.support.services import start_service
 
 PASSWORD = "s3cret"
 USER, USER_PASSWORD = "hashr", "us3r-pw"  # an ACL user that may publish

@@ -17,7 +17,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from tests.support.redis_server import RedisServer
+from harness.redis_server import RedisServer
 from tests.worker.conftest import RunningWorker, launch_worker
 
 NO_HANG = 5.0  # seconds: far above PUBLISH_TIMEOUT, far below "hung"

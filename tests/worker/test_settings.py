@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.processes import ISTIO_BURST
+from harness.redis_server import RedisServer
 from istio_burst.cli import main
 from istio_burst.core.cli_settings import parse_settings
 from istio_burst.worker.main import Settings
-from tests.support.processes import ISTIO_BURST
-from tests.support.redis_server import RedisServer
 from tests.worker.conftest import launch_worker
 
 SETTING_ENV_VARS = [name.upper() for name in Settings.model_fields]

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 
-from tests.support.ports import wait_port_closed
-from tests.support.redis_server import RedisServer
+from harness.ports import wait_port_closed
+from harness.redis_server import RedisServer
 from tests.worker.conftest import RunningWorker, Subscriber, launch_worker
 
 IN_FLIGHT = 10

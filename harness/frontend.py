@@ -21,10 +21,10 @@ from typing import Any
 
 import socketio
 
-from tests.support.metrics import metric_value
-from tests.support.processes import ManagedProcess
-from tests.support.redis_server import RedisServer
-from tests.support.services import start_service, start_worker
+from harness.metrics import metric_value
+from harness.processes import ManagedProcess
+from harness.redis_server import RedisServer
+from harness.services import start_service, start_worker
 
 
 def start_frontend(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.ports import free_port
+from harness.processes import ManagedProcess, require_binary
 from istio_burst.demo.haproxy import (
     ProxyPorts,
     haproxy_command,
@@ -13,8 +15,6 @@ from istio_burst.demo.haproxy import (
     proxy_env,
     runtime_command,
 )
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, require_binary
 
 
 class HAProxyServer:

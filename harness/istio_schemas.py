@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import orjson
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "istio"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "istio"
 API_VERSION = "networking.istio.io/v1"
 SECURITY_API_VERSION = "security.istio.io/v1"
 SCHEMA_FILES = {

@@ -22,7 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # Screenshots the tests save for people to look at (gitignored).
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @asynccontextmanager

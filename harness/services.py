@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.ports import free_port
-from tests.support.processes import ISTIO_BURST, ManagedProcess
-from tests.support.redis_server import RedisServer
+from harness.ports import free_port
+from harness.processes import ISTIO_BURST, ManagedProcess
+from harness.redis_server import RedisServer
 
 
 def start_service(

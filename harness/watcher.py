@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import ManagedProcess
-from tests.support.services import start_service
+from harness.processes import ManagedProcess
+from harness.services import start_service
 
-# The request counter of `tests.support.exporter.LoadExporter`, which a test drives at will.
+# The request counter of `harness.exporter.LoadExporter`, which a test drives at will.
 EXPORTER_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
 
 

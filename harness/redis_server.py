@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, require_binary
+from harness.ports import free_port
+from harness.processes import ManagedProcess, require_binary
 
 
 class RedisServer:

@@ -11,8 +11,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
+from harness.http_server import BackgroundHTTPServer, send
 from istio_burst.core.contracts import FRONTEND_REQUESTS_METRIC
-from tests.support.http_server import BackgroundHTTPServer, send
 
 
 class _Series:

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
+from harness.ports import free_port
+from harness.processes import ManagedProcess, require_binary
 from istio_burst.core.prometheus_process import is_ready, prepare_config, prometheus_command
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, require_binary
 
 
 class PrometheusServer:

@@ -1,1 +1,0 @@
-"""Helpers the tests share: free ports, a real redis-server, service processes."""
