@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.exporter import LoadExporter
 from harness.redis_server import RedisServer
 
 
@@ -24,3 +25,11 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def load() -> Iterator[LoadExporter]:
+    """A /metrics exporter whose request counter the test drives at chosen rates."""
+    exporter = LoadExporter().start()
+    yield exporter
+    exporter.stop()

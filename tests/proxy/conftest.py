@@ -57,14 +57,6 @@ def proxy(tmp_path: Path, workers: Workers) -> Iterator[HAProxyServer]:
 
 
 @pytest.fixture
-def load() -> Iterator[LoadExporter]:
-    """A /metrics exporter whose request counter the test drives (as tests/watcher's)."""
-    exporter = LoadExporter().start()
-    yield exporter
-    exporter.stop()
-
-
-@pytest.fixture
 def prometheus(
     tmp_path: Path, proxy: HAProxyServer, load: LoadExporter
 ) -> Iterator[PrometheusServer]:

@@ -17,14 +17,6 @@ from tests.watcher.rounds import Clock
 
 
 @pytest.fixture
-def load() -> Iterator[LoadExporter]:
-    """A /metrics exporter standing in for the frontend's request counter; the test sets rates."""
-    exporter = LoadExporter().start()
-    yield exporter
-    exporter.stop()
-
-
-@pytest.fixture
 def prometheus(tmp_path: Path, load: LoadExporter) -> Iterator[PrometheusServer]:
     """A real Prometheus scraping `load` every second, with its first scrape done."""
     workdir = tmp_path / "prometheus"
