@@ -12,7 +12,7 @@ import traceback
 
 from bench.table import Row, print_table
 
-BENCHMARKS = ("worker", "pacing", "latency", "fanout", "watcher", "scaleout")
+BENCHMARKS = ("worker", "transport", "pacing", "latency", "fanout", "watcher", "scaleout")
 
 
 def main(argv: list[str]) -> int:
