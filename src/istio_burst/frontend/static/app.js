@@ -247,7 +247,7 @@
     }
     showWeights(r);
     const who = APPLIED_BY[r.actuator] || (r.actuator ? `the ${r.actuator} actuator` : "the watcher's actuator");
-    const where = r.target ? ` (${r.target})` : "";
+    const where = r.target ? `: ${r.target}` : "";
     const when = typeof r.at === "number" && r.at > 1e9 ? ` at ${new Date(r.at * 1000).toLocaleTimeString()}` : "";
     const dry = r.dry_run ? "; dry run: not applied" : "";
     $("routing-text").textContent = `primary ${r.primary} % / burst ${r.burst} %, reported by the watcher${when}; applied by ${who}${where}${dry}`;
