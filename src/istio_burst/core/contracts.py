@@ -22,6 +22,9 @@ WATCHER_STATE_CHANNEL = "istio-burst:watcher"
 
 SUBSET_PRIMARY = "primary"
 SUBSET_BURST = "burst"
+# The local data plane (HAProxy): the backend in front of the workers; its servers are named by
+# the subsets. The demo's haproxy.cfg, the watcher's haproxy actuator and its queries use these.
+PROXY_BACKEND = "workers"
 SUBSETS = (SUBSET_PRIMARY, SUBSET_BURST)
 
 # Counter exposed by the frontend as `hashr_frontend_requests_total{target, outcome}`:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 
+from istio_burst.core.contracts import PROXY_BACKEND
 from istio_burst.watcher.actuators.haproxy import parse_runtime_api
 
 CONFIG_NAME = "haproxy.cfg"
-BACKEND = "workers"  # the backend and server names in the config, and the watcher's defaults
+BACKEND = PROXY_BACKEND  # the backend in the config, and the watcher's default
 
 
 def config_template() -> str:

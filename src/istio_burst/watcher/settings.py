@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from istio_burst.core.contracts import PROXY_BACKEND, SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
 from istio_burst.watcher.actuators.haproxy import parse_runtime_api
 from istio_burst.watcher.decide import Policy
@@ -28,7 +29,10 @@ KUBERNETES_QUERY = (
 # Local demo and docker-compose: the requests HAProxy, the local data plane, passed to the workers'
 # backend, as the sidecars count them in Kubernetes; scraped every second, so a 5 s window holds
 # 5 scrapes.
-LOCAL_QUERY = 'sum(rate(haproxy_backend_http_requests_total{proxy="workers"}[5s]))'
+_BACKEND = f'proxy="{PROXY_BACKEND}"'
+_BURST = f'{_BACKEND},server="{SUBSET_BURST}"'
+_PRIMARY = f'{_BACKEND},server="{SUBSET_PRIMARY}"'
+LOCAL_QUERY = f"sum(rate(haproxy_backend_http_requests_total{{{_BACKEND}}}[5s]))"
 
 # Local demo and docker-compose: is burst failing on its own, in HAProxy's view of its servers?
 # 1 when its health checks have kept server `burst` down for 3 s; else the share of its answers
@@ -36,19 +40,16 @@ LOCAL_QUERY = 'sum(rate(haproxy_backend_http_requests_total{proxy="workers"}[5s]
 # goes there is NaN: no evidence). Nothing at all (no evidence) while server `primary` failed a
 # health check or was down in the last 10 s: both sides failing together (their shared Redis
 # restarting) is not a burst failure, and burst must not be punished for it.
-_BURST_DOWN_3S = (
-    '1 - max_over_time(haproxy_server_status{proxy="workers",server="burst",state="UP"}[3s])'
-)
+_BURST_DOWN_3S = f'1 - max_over_time(haproxy_server_status{{{_BURST},state="UP"}}[3s])'
 _BURST_5XX_RATIO_3S = (
     "min_over_time(("
-    'sum(rate(haproxy_server_http_responses_total{proxy="workers",server="burst",code="5xx"}[5s]))'
-    ' / sum(rate(haproxy_server_http_responses_total{proxy="workers",server="burst"}[5s]))'
+    f'sum(rate(haproxy_server_http_responses_total{{{_BURST},code="5xx"}}[5s]))'
+    f" / sum(rate(haproxy_server_http_responses_total{{{_BURST}}}[5s]))"
     ")[3s:1s])"
 )
 _PRIMARY_TROUBLE_10S = (
-    'increase(haproxy_server_check_failures_total{proxy="workers",server="primary"}[10s]) > 0'
-    ' or min_over_time(haproxy_server_status{proxy="workers",server="primary",state="UP"}[10s])'
-    " < 1"
+    f"increase(haproxy_server_check_failures_total{{{_PRIMARY}}}[10s]) > 0"
+    f' or min_over_time(haproxy_server_status{{{_PRIMARY},state="UP"}}[10s]) < 1'
 )
 LOCAL_BURST_ERROR_QUERY = (
     f"max(({_BURST_DOWN_3S}) or ({_BURST_5XX_RATIO_3S})) unless on() ({_PRIMARY_TROUBLE_10S})"
@@ -152,7 +153,7 @@ class WatcherSettings(HTTPServiceSettings):
         "or unix:///path/to.sock",
     )
     haproxy_backend: str = Field(
-        "workers",
+        PROXY_BACKEND,
         min_length=1,
         description="haproxy: the backend whose servers primary and burst carry the weights "
         '(the local queries name it too: proxy="workers")',
