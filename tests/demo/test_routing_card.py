@@ -1,9 +1,8 @@
 """The page's Routing card in the demo, in real Chromium: it says HAProxy applies the weights,
-and shows the weights the watcher set there once the load bursts (INTERFACES.md item 3)."""
+and shows the weights the watcher set there once the load bursts."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,8 @@ from harness.frontend import Page
 from harness.processes import ManagedProcess
 from tests.demo.conftest import demo_argv, demo_ports
 
-PAGE_SOURCES = ("static/app.js", "templates/index.html")
-
-
-def page_names_haproxy() -> bool:
-    frontend = resources.files("istio_burst.frontend")
-    return any("HAProxy" in frontend.joinpath(name).read_text() for name in PAGE_SOURCES)
-
 
 @pytest.mark.browser
-@pytest.mark.skipif(
-    not page_names_haproxy(),
-    reason="the page predates the Routing card of issue 9 (frontend branch): nothing names HAProxy",
-)
 async def test_the_routing_card_shows_haproxy_and_the_weights_it_was_given(
     tmp_path: Path,
 ) -> None:

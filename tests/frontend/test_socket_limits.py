@@ -163,13 +163,18 @@ async def test_twenty_15_mb_websocket_frames(
     async def one() -> None:
         page = await RawPage.open(session, url)
         try:
-            await page.ws.send_str(frame)
+            try:
+                await page.ws.send_str(frame)
+            except ConnectionError:
+                return  # the server closed the socket while the frame was still being sent
             async with asyncio.timeout(20):
                 await page.ended.wait()
         finally:
             await page.close()
 
-    await asyncio.gather(*(one() for _ in range(20)), return_exceptions=True)
+    # Each socket is closed by the server, mid-frame or after it; none hangs or fails to open.
+    results = await asyncio.gather(*(one() for _ in range(20)), return_exceptions=True)
+    assert results == [None] * 20, results
     after = rss_mb(proc.pid)
     print(f"twenty 15 MB frames: RSS {before:.0f} -> {after:.0f} MB")
     assert after - before < GROWTH_MB
