@@ -514,7 +514,7 @@ def destinations(virtual_service: Obj) -> list[Obj]:
         d["destination"]
         for protocol in ("http", "tcp", "tls")
         for route in spec.get(protocol, [])
-        for d in route["route"]
+        for d in route.get("route", [])  # a directResponse has none
     ]
 
 

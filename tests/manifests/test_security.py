@@ -168,3 +168,16 @@ def test_the_gateway_answers_one_host_set_in_one_place(tmp_path: Path) -> None:
         "localhost",
         "127.0.0.1",
     ]
+
+
+def test_the_frontends_metrics_are_not_served_through_the_gateway(
+    istio_rendered: Rendered,
+) -> None:
+    """The ingress route answers /metrics itself (404) before the catch-all to the frontend:
+    Prometheus scrapes the pods inside the mesh; the public gets the page and socket.io only."""
+    ingress = istio_rendered.get("VirtualService", "frontend-ingress-virtual-service")
+    first, *rest = ingress["spec"]["http"]
+    assert first["match"] == [{"uri": {"prefix": "/metrics"}}]
+    assert first["directResponse"]["status"] == 404
+    assert "route" not in first
+    assert [r.get("match") for r in rest] == [None]  # then everything else to the frontend

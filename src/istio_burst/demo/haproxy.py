@@ -19,6 +19,9 @@ from istio_burst.watcher.actuators.haproxy import parse_runtime_api
 
 CONFIG_NAME = "haproxy.cfg"
 BACKEND = PROXY_BACKEND  # the backend in the config, and the watcher's default
+# The runtime API (level admin, no authentication: `set server addr` could send the traffic
+# anywhere) listens on loopback only, whatever address the demo's other components bind.
+API_HOST = "127.0.0.1"
 
 
 def config_template() -> str:
@@ -39,7 +42,7 @@ class ProxyPorts:
     host: str  # every port below listens on this address
     port: int  # the data plane: the frontend's PROCESSOR_URL
     metrics_port: int  # Prometheus exporter on /metrics
-    api_port: int  # the runtime API (level admin): the watcher's HAPROXY_RUNTIME_API
+    api_port: int  # the runtime API (level admin, on API_HOST): the watcher's HAPROXY_RUNTIME_API
 
     @property
     def url(self) -> str:
@@ -51,7 +54,7 @@ class ProxyPorts:
 
     @property
     def runtime_api(self) -> str:
-        return f"tcp://{self.host}:{self.api_port}"
+        return f"tcp://{API_HOST}:{self.api_port}"
 
 
 def proxy_env(ports: ProxyPorts, primary: str, burst: str) -> dict[str, str]:
@@ -59,7 +62,7 @@ def proxy_env(ports: ProxyPorts, primary: str, burst: str) -> dict[str, str]:
     return {
         "HAPROXY_BIND": f"{ports.host}:{ports.port}",
         "HAPROXY_METRICS_BIND": ports.metrics_address,
-        "HAPROXY_RUNTIME_BIND": f"ipv4@{ports.host}:{ports.api_port}",
+        "HAPROXY_RUNTIME_BIND": f"ipv4@{API_HOST}:{ports.api_port}",
         "HAPROXY_PRIMARY": primary,
         "HAPROXY_BURST": burst,
     }

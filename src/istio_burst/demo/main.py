@@ -165,7 +165,9 @@ def preflight(components: list[Component], s: Settings) -> None:
         (s.proxy_api_port, "haproxy runtime API"),
     ]
     for port, name in ports:
-        host = redis_server.REDIS_HOST if name == "redis" else s.bind
+        host = {"redis": redis_server.REDIS_HOST, "haproxy runtime API": haproxy.API_HOST}.get(
+            name, s.bind
+        )
         if port_in_use(host, port):
             flag = {
                 "redis": "redis",
@@ -194,7 +196,7 @@ def where(component: Component, s: Settings, state_dir: Path) -> str:
     if component.name == "haproxy":
         return (
             f"http://{s.bind}:{component.port}  metrics http://{s.bind}:{s.proxy_metrics_port}"
-            f"/metrics  runtime API tcp://{s.bind}:{s.proxy_api_port}"
+            f"/metrics  runtime API tcp://{haproxy.API_HOST}:{s.proxy_api_port}"
         )
     return f"http://{s.bind}:{component.port}"
 

@@ -14,7 +14,11 @@ class DemoSettings(ServiceSettings):
 
     model_config = {**ServiceSettings.model_config, "env_prefix": "DEMO_"}
 
-    bind: str = Field("127.0.0.1", description="address every component listens on")
+    bind: str = Field(
+        "127.0.0.1",
+        description="address the components listen on (Redis and HAProxy's runtime API stay on "
+        "127.0.0.1)",
+    )
     frontend_port: int = Field(8080, ge=1, le=65535, description="the page (open this)")
     frontends: int = Field(
         1, ge=1, le=16, description="frontend replicas, on consecutive ports from frontend_port"

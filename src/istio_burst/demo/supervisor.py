@@ -55,18 +55,6 @@ def http_answers(url: str) -> ReadyCheck:
     return check
 
 
-def redis_pong(host: str, port: int) -> ReadyCheck:
-    def check() -> bool:
-        try:
-            with socket.create_connection((host, port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    return check
-
-
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
