@@ -11,8 +11,9 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-import httpx
 import orjson
+
+from istio_burst.core.processes import answers_200
 
 CONFIG = files("istio_burst.core") / "prometheus.yml"
 
@@ -50,7 +51,4 @@ def prometheus_command(
 
 def is_ready(base_url: str, timeout: float = 1.0) -> bool:
     """True once Prometheus answers `/-/ready` with 200 (it has loaded its config and TSDB)."""
-    try:
-        return httpx.get(base_url.rstrip("/") + "/-/ready", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers_200(base_url.rstrip("/") + "/-/ready", timeout)

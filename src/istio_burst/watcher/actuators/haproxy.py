@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY, Weights
+from istio_burst.core.contracts import PROXY_BACKEND, SUBSET_BURST, SUBSET_PRIMARY, Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind, Snapshot
 
 MAX_ANSWER_BYTES = 64 * 1024  # a weight is one short line; anything longer is not HAProxy
@@ -64,7 +64,9 @@ def parse_runtime_api(value: str) -> RuntimeAPI:
 class HAProxyActuator:
     name = "haproxy"
 
-    def __init__(self, runtime_api: str, backend: str = "workers", timeout: float = 5.0) -> None:
+    def __init__(
+        self, runtime_api: str, backend: str = PROXY_BACKEND, timeout: float = 5.0
+    ) -> None:
         self.api = parse_runtime_api(runtime_api)
         self.backend = backend
         self.timeout = timeout
