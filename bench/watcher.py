@@ -29,10 +29,11 @@ import httpx
 from bench.table import Row, print_table
 from harness.exporter import LoadExporter
 from harness.haproxy import HAProxyServer, runtime_command
+from harness.metrics import metric_value
 from harness.ports import free_port
 from harness.prometheus import PrometheusServer
 from harness.redis_server import RedisServer
-from harness.watcher import metric_value, start_watcher
+from harness.watcher import start_watcher
 from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Weights
 
 WINDOW = 10.0

@@ -54,16 +54,13 @@ def wait_status(
     raise TimeoutError(f"watcher status never matched; last: {last}\n{proc.output()}")
 
 
-def metric_value(url: str, name: str, **labels: str) -> float:
-    """One sample from the watcher's /metrics (0 when the series does not exist yet)."""
-    text = httpx.get(url + "/metrics", timeout=5).text
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        series, _, value = line.rpartition(" ")
-        metric, _, label_text = series.partition("{")
-        found = ",".join(sorted(label_text.rstrip("}").split(","))) if label_text else ""
-        if metric == name and found == want:
-            return float(value)
-    return 0.0
+def wait_rounds(proc: ManagedProcess, url: str, rounds: int) -> dict[str, Any]:
+    """Wait until the watcher has reported `rounds` more rounds (its status `at` moved)."""
+    state = status(url)
+    for _ in range(rounds):
+        state = wait_status(proc, url, _moved_from(state["at"]))
+    return state
+
+
+def _moved_from(seen: object) -> Callable[[dict[str, Any]], bool]:
+    return lambda s: s["at"] != seen

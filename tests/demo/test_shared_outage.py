@@ -16,19 +16,18 @@ import pytest
 import redis
 
 from harness.frontend import Page
+from harness.metrics import metric_value
 from harness.processes import ManagedProcess
-from harness.watcher import metric_value
+from istio_burst.core.contracts import PROXY_BACKEND
 from tests.demo.conftest import children_of, demo_argv, demo_ports
 
 PASSWORD = "shared-outage-test"
 
 
 def proxy_counter(ports: dict[str, int], name: str, server: str, code: str = "") -> float:
-    """One per-server sample from HAProxy's exporter."""
-    text = httpx.get(f"http://127.0.0.1:{ports['proxy-metrics']}/metrics", timeout=5).text
-    code_label = f',code="{code}"' if code else ""
-    prefix = f'{name}{{proxy="workers",server="{server}"{code_label}}} '
-    return next(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+    """One per-server counter from HAProxy's exporter."""
+    labels = {"proxy": PROXY_BACKEND, "server": server, **({"code": code} if code else {})}
+    return metric_value(f"http://127.0.0.1:{ports['proxy-metrics']}", name, **labels)
 
 
 def burst_majority(batch: dict[str, dict[str, int]]) -> bool:
@@ -108,6 +107,8 @@ async def test_a_redis_restart_does_not_keep_traffic_off_burst(
         after = httpx.get(watcher + "/status", timeout=5).json()
         assert after["weights"] == {"primary": 0, "burst": 100}, after
         assert after["last_change"] == before["last_change"], "no change during the outage"
+        # The decisions are counted (so a zero below is a real zero, not a missing series).
+        assert metric_value(watcher, "hashr_watcher_decisions_total") > 0
         for reason in ("burst_unhealthy", "burst_backoff"):
             for decision in ("to_primary", "hold"):
                 assert (

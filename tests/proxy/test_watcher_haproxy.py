@@ -15,10 +15,11 @@ import pytest
 
 from harness.exporter import LoadExporter
 from harness.haproxy import HAProxyServer, runtime_command
+from harness.metrics import metric_value
 from harness.processes import ManagedProcess
 from harness.prometheus import PrometheusServer
 from harness.redis_server import RedisServer
-from harness.watcher import metric_value, start_watcher, status, wait_status
+from harness.watcher import start_watcher, status, wait_rounds, wait_status
 from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY
 from tests.proxy.conftest import PacedSender, Workers, send_requests
 
@@ -201,7 +202,7 @@ def test_prometheus_gone_holds_the_weights_and_reports_not_ready_then_resumes(
         assert "bad readings in a row" in response.json()["reason"]
         assert metric_value(url, "hashr_watcher_read_errors_total", kind="unreachable") >= 3
         assert metric_value(url, "hashr_watcher_ready") == 0
-        time.sleep(2)  # blind for a while longer: still nothing written
+        wait_rounds(proc, url, 2)  # blind for two more rounds: still nothing written
         assert proxy_weights(proxy) == (0, 100)
 
         prometheus.start()
@@ -242,7 +243,9 @@ def test_a_dead_burst_worker_seen_by_haproxy_sends_traffic_back_to_primary(
         state = wait_status(proc, url, lambda s: s["burst_health"]["healthy"] is False)
         assert state["last_change"]["reason"] == "burst_unhealthy"
         assert state["reading"] > 15, "the load still asks for burst"
-        time.sleep(4)  # past the back-off, burst still down: no burst into a dead side
+        # A round past the back-off (3 s), burst still down: no burst into a dead side.
+        changed = state["last_change"]["at"]
+        wait_status(proc, url, lambda s: s["at"] > changed + 4)
         assert proxy_weights(proxy) == (100, 0)
 
         burst = ManagedProcess("burst-again", burst.argv, tmp_path, burst.env).start()

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.watcher import metric_value, start_watcher, status, wait_status
+from harness.metrics import metric_value
+from harness.watcher import start_watcher, status, wait_status
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 from tests.watcher.fake_kube import FakeKubeAPI
 from tests.watcher.rounds import load, next_round

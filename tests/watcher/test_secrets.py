@@ -3,7 +3,6 @@ gets through Redis, not in its logs, also while the URLs fail and their errors a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import redis
 from harness.channel import next_message
 from harness.ports import free_port
 from harness.redis_server import RedisServer
-from harness.watcher import start_watcher, wait_status
+from harness.watcher import start_watcher, wait_rounds, wait_status
 from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY
 from istio_burst.core.settings import redact_url
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
@@ -77,7 +76,7 @@ def test_passwords_are_absent_from_status_state_and_logs(
         status_text = httpx.get(url + "/status", timeout=5).text
         stored = client.get(WATCHER_STATE_KEY)
         published = next_message(pubsub, timeout=10)
-        time.sleep(1)  # a few more rounds of logs
+        wait_rounds(proc, url, 2)  # a few more rounds of logs
     finally:
         proc.stop()
         pubsub.close()
