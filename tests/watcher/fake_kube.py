@@ -55,9 +55,12 @@ class Request:
 
 
 class PatchError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    """A JSON patch that does not apply; the text is the patch library's (kept for tests: the
+    real server's answer leaves it out)."""
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
+        self.message = message
 
 
 def virtual_service(
@@ -232,36 +235,75 @@ class FakeKubeAPI(BackgroundHTTPServer):
             return status_object(400, "BadRequest", "a JSON patch is a list of operations")
         try:
             patched = apply_patch(current, request.body)
-        except PatchError as failed:  # a failed `test` op, or a patch that does not apply
+        except PatchError as failed:
+            # A failed `test`, an unknown op, a bad pointer: kube-apiserver finds all of them when
+            # it applies the patch, and answers them alike (patch.go: the generic 422).
             self.failed_patches.append(failed.message)
-            if failed.status == 422:
-                return rejected_patch()
-            return status_object(failed.status, failed.reason, failed.message)
-        try:
-            self._validate(current, patched)
-        except PatchError as invalid:
-            self.rejected.append(invalid.message)
-            return status_object(invalid.status, invalid.reason, invalid.message)
+            return rejected_patch()
+        rejection = self._validate(current, patched)
+        if rejection is not None:
+            code, body = rejection
+            self.rejected.append(str(body["message"]))
+            return code, body
         self._store(patched)
         self.written.append(copy.deepcopy(patched))
         return 200, copy.deepcopy(patched)
 
-    def _validate(self, before: Obj, after: Obj) -> None:
+    def _validate(self, before: Obj, after: Obj) -> tuple[int, Obj] | None:
+        """None, or the answer the real server gives to the patched object.
+
+        Schema and immutable-field errors come from kube-apiserver itself: 422 Invalid,
+        '<Kind>.<group> "<name>" is invalid: <field>: <problem>' with one cause per problem.
+        Istio's own rules (every weight 0) come from its validating webhook, whose denial
+        kube-apiserver turns into a 400 'admission webhook "validation.istio.io" denied the
+        request: configuration is invalid: ...' with no reason.
+        """
+        name = str(before["metadata"].get("name"))
         # The server manages the rest of metadata; the schema (and unknown fields) is Istio's.
         envelope: Obj = {k: after[k] for k in ("apiVersion", "kind", "spec") if k in after}
         name_only = {k: v for k, v in after["metadata"].items() if k in ("name", "namespace")}
-        problems = istio_errors({**envelope, "metadata": name_only})
-        for i, route in enumerate(after.get("spec", {}).get("http", [])):
-            weights = [d.get("weight", 0) for d in route.get("route", [])]
-            if len(weights) > 1 and not any(weights):
-                problems.append(f"spec.http[{i}]: total destination weight = 0")
+        causes = [
+            (_field_path(path), why)
+            for path, _, why in (
+                problem.partition(": ")
+                for problem in istio_errors({**envelope, "metadata": name_only})
+            )
+        ]
         for key in ("apiVersion", "kind"):
             if after.get(key) != before.get(key):
-                problems.append(f"{key} changed")
-        if after["metadata"].get("name") != before["metadata"].get("name"):
-            problems.append("metadata.name changed")
-        if problems:
-            raise PatchError(422, "Invalid", "; ".join(problems))
+                causes.append((key, "field is immutable"))
+        if after["metadata"].get("name") != name:
+            causes.append(("metadata.name", "field is immutable"))
+        if causes:
+            fields = ", ".join(f"{field}: {why}" for field, why in causes)
+            details = {
+                **_details(name),
+                "kind": "VirtualService",
+                "causes": [
+                    {"reason": "FieldValueInvalid", "message": why, "field": field}
+                    for field, why in causes
+                ],
+            }
+            message = f'VirtualService.networking.istio.io "{name}" is invalid: {fields}'
+            return status_object(422, "Invalid", message, details)
+        for route in after.get("spec", {}).get("http", []):
+            weights = [d.get("weight", 0) for d in route.get("route", [])]
+            if len(weights) > 1 and not any(weights):
+                return status_object(
+                    400,
+                    "",
+                    'admission webhook "validation.istio.io" denied the request: '
+                    "configuration is invalid: total destination weight = 0",
+                )
+        return None
+
+
+def _field_path(path: str) -> str:
+    """`spec/http/0/route/0/weight` as the API server names it: `spec.http[0].route[0].weight`."""
+    out = ""
+    for part in path.split("/"):
+        out += f"[{part}]" if part.isdigit() else f".{part}" if out else part
+    return out
 
 
 def apply_patch(doc: Obj, operations: list[Any]) -> Obj:
@@ -269,7 +311,7 @@ def apply_patch(doc: Obj, operations: list[Any]) -> Obj:
     result = copy.deepcopy(doc)
     for op in operations:
         if not isinstance(op, dict) or "path" not in op or "op" not in op:
-            raise PatchError(400, "BadRequest", f"malformed operation {op!r}")
+            raise PatchError(f"malformed operation {op!r}")
         *parents, last = _pointer(op["path"])
         target: Any = result
         try:
@@ -278,9 +320,7 @@ def apply_patch(doc: Obj, operations: list[Any]) -> Obj:
             if op["op"] == "test":
                 found = target[int(last)] if isinstance(target, list) else target[last]
                 if found != op["value"]:
-                    raise PatchError(
-                        422, "Invalid", f"testing value {op['path']} failed: test failed"
-                    )
+                    raise PatchError(f"testing value {op['path']} failed: test failed")
             elif op["op"] in ("add", "replace"):
                 if isinstance(target, list):
                     target[int(last)] = op["value"]
@@ -291,17 +331,15 @@ def apply_patch(doc: Obj, operations: list[Any]) -> Obj:
             elif op["op"] == "remove":
                 del target[int(last) if isinstance(target, list) else last]
             else:
-                raise PatchError(400, "BadRequest", f"unsupported op {op['op']!r}")
+                raise PatchError(f"unsupported op {op['op']!r}")
         except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise PatchError(
-                422, "Invalid", f"jsonpatch {op['op']} operation does not apply: {exc!r}"
-            ) from exc
+            raise PatchError(f"jsonpatch {op['op']} operation does not apply: {exc!r}") from exc
     return result
 
 
 def _pointer(path: str) -> list[str]:
     if not path.startswith("/"):
-        raise PatchError(400, "BadRequest", f"bad JSON pointer {path!r}")
+        raise PatchError(f"bad JSON pointer {path!r}")
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 

@@ -180,6 +180,53 @@ def test_a_failed_test_op_gets_kube_apiservers_generic_422(
     assert kube.failed_patches and "testing value" in kube.failed_patches[0]
 
 
+def send_patch(kube: FakeKubeAPI, operations: list[dict[str, Any]]) -> httpx.Response:
+    return httpx.patch(
+        kube.url + VS_PATH,
+        content=orjson.dumps(operations),
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": JSON_PATCH,
+            "Accept": "application/json",
+        },
+        timeout=5,
+    )
+
+
+def test_rejected_writes_get_the_real_servers_answers() -> None:
+    """Istio's webhook refuses every weight at 0 (400, its own words); the API server's schema
+    check refuses a wrong type (422 Invalid, naming the object and the field)."""
+    kube = FakeKubeAPI()
+    kube.put(virtual_service(100, 0))
+    kube.start()
+    try:
+        both_zero = send_patch(
+            kube, [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 0}]
+        )
+        assert both_zero.status_code == 400
+        body = both_zero.json()
+        assert body["message"] == (
+            'admission webhook "validation.istio.io" denied the request: '
+            "configuration is invalid: total destination weight = 0"
+        )
+        assert (body["reason"], body["code"], body["status"]) == ("", 400, "Failure")
+
+        wrong_type = send_patch(
+            kube, [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": "50"}]
+        )
+        assert wrong_type.status_code == 422
+        body = wrong_type.json()
+        assert body["reason"] == "Invalid"
+        assert body["message"].startswith(
+            'VirtualService.networking.istio.io "worker-virtual-service" is invalid: '
+            "spec.http[0].route[0].weight: "
+        )
+        assert body["details"]["causes"][0]["field"] == "spec.http[0].route[0].weight"
+        assert kube.weights() == (100, 0), "nothing was stored"
+    finally:
+        kube.stop()
+
+
 async def test_an_edit_racing_the_write_is_decided_again_without_a_back_off(
     kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
 ) -> None:
