@@ -16,10 +16,11 @@ import time
 
 import redis.asyncio as aioredis
 
-from bench._frontend import frontend_stack, sample, seconds_from_env
+from bench._frontend import frontend_stack, seconds_from_env
 from bench.latency import percentile
 from bench.table import Row
 from harness.frontend import Page, Stack
+from harness.procfs import sample
 from istio_burst.core.contracts import HashMessage
 
 ELIDED = "hashr_frontend_hashes_elided_total"

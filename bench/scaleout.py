@@ -18,12 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._frontend import sample, seconds_from_env
+from bench._frontend import seconds_from_env
 from bench.latency import percentile
 from bench.table import Row
 from harness.frontend import Page, new_channel
 from harness.metrics import metric_value
 from harness.processes import ManagedProcess
+from harness.procfs import sample
 from harness.redis_server import RedisServer
 from harness.services import start_service, start_worker
 

@@ -22,13 +22,14 @@ import math
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
 from bench.table import Row, print_table
 from harness.exporter import LoadExporter
-from harness.haproxy import HAProxyServer, runtime_command
+from harness.haproxy import HAProxyServer
 from harness.metrics import metric_value
 from harness.ports import free_port
 from harness.prometheus import PrometheusServer
@@ -41,11 +42,7 @@ HIGH = 15.0
 
 
 def _weights(proxy: HAProxyServer) -> Weights:
-    primary, burst = (
-        int(runtime_command(proxy.runtime_api, f"get weight workers/{name}").split()[0])
-        for name in ("primary", "burst")
-    )
-    return Weights(primary, burst)
+    return Weights(*proxy.weights())
 
 
 def _wait_weights(proxy: HAProxyServer, want: Weights, timeout: float) -> float | None:
@@ -74,56 +71,53 @@ def _fmt(seconds: float | None, timeout: float) -> str:
 
 def main() -> list[Row]:
     oscillation_seconds = float(os.environ.get("WATCHER_BENCH_OSCILLATION_SECONDS", "30"))
-    with tempfile.TemporaryDirectory(prefix="bench-watcher-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-watcher-") as tmp, ExitStack() as running:
+        # Each process is stopped however the bench ends, from the moment it started.
         workdir = Path(tmp)
         redis_server = RedisServer(workdir).start()
+        running.callback(redis_server.stop)
         load = LoadExporter().start()
+        running.callback(load.stop)
         prom_dir = workdir / "prometheus"
         prom_dir.mkdir()
         prometheus = PrometheusServer(prom_dir, {"frontend": [load.target]}).start()
-        watcher = None
+        running.callback(prometheus.stop)
         (workdir / "haproxy").mkdir()
         nowhere = f"127.0.0.1:{free_port()}"  # weights are set whether the servers are up or not
         proxy = HAProxyServer(workdir / "haproxy", nowhere, nowhere).start()
-        try:
-            load.set_rate(5)
-            watcher, url = start_watcher(
-                workdir,
-                prometheus.url,
-                ACTUATOR="haproxy",
-                HAPROXY_RUNTIME_API=proxy.runtime_api,
-                REDIS_URL=redis_server.host_port,
-                INTERVAL="1",
-                MIN_DWELL="5",
-                STABILIZATION_WINDOW=str(WINDOW),
-                HIGH=str(HIGH),
-                LOW="10",
-            )
-            _wait_reading(url, 4, 6)
+        running.callback(proxy.stop)
+        load.set_rate(5)
+        watcher, url = start_watcher(
+            workdir,
+            prometheus.url,
+            ACTUATOR="haproxy",
+            HAPROXY_RUNTIME_API=proxy.runtime_api,
+            REDIS_URL=redis_server.host_port,
+            INTERVAL="1",
+            MIN_DWELL="5",
+            STABILIZATION_WINDOW=str(WINDOW),
+            HIGH=str(HIGH),
+            LOW="10",
+        )
+        running.callback(watcher.stop)
+        _wait_reading(url, 4, 6)
 
-            load.set_rate(30)
-            to_burst = _wait_weights(proxy, BURST_ONLY, 30)
-            _wait_reading(url, 25, 35)
+        load.set_rate(30)
+        to_burst = _wait_weights(proxy, BURST_ONLY, 30)
+        _wait_reading(url, 25, 35)
 
-            load.set_rate(3)
-            back = _wait_weights(proxy, PRIMARY_ONLY, 60)
-            _wait_reading(url, 2, 4)
-            time.sleep(6)  # past the dwell time
+        load.set_rate(3)
+        back = _wait_weights(proxy, PRIMARY_ONLY, 60)
+        _wait_reading(url, 2, 4)
+        time.sleep(6)  # past the dwell time
 
-            writes_before = metric_value(url, "hashr_watcher_writes_total")
-            started = time.monotonic()
-            while (elapsed := time.monotonic() - started) < oscillation_seconds:
-                load.set_rate(HIGH * (1 + 0.2 * math.sin(2 * math.pi * elapsed / 10)))
-                time.sleep(0.25)
-            changes = int(metric_value(url, "hashr_watcher_writes_total") - writes_before)
-            load.set_rate(0)
-        finally:
-            if watcher is not None:
-                watcher.stop()
-            proxy.stop()
-            prometheus.stop()
-            load.stop()
-            redis_server.stop()
+        writes_before = metric_value(url, "hashr_watcher_writes_total")
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < oscillation_seconds:
+            load.set_rate(HIGH * (1 + 0.2 * math.sin(2 * math.pi * elapsed / 10)))
+            time.sleep(0.25)
+        changes = int(metric_value(url, "hashr_watcher_writes_total") - writes_before)
+        load.set_rate(0)
 
     return [
         Row("watcher 5->30 req/s", "to burst", _fmt(to_burst, 30), "<= 5 s"),

@@ -2,7 +2,6 @@
 
 It stands in for the frontend's `hashr_frontend_requests_total{target,outcome}`: each series is
 a counter growing at the rate last set for it, computed when scraped, so no thread has to tick.
-It also answers `/ready` with 200 or 503 as told, standing in for a burst worker's readiness.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ class _Series:
 class LoadExporter(BackgroundHTTPServer):
     def __init__(self, metric: str = FRONTEND_REQUESTS_METRIC) -> None:
         self.metric = metric
-        self.ready = True
         self._series: dict[tuple[str, str], _Series] = {}
         self._lock = threading.Lock()
         exporter = self
@@ -42,9 +40,6 @@ class LoadExporter(BackgroundHTTPServer):
             def do_GET(self) -> None:
                 if self.path == "/metrics":
                     send(self, 200, exporter.render(), "text/plain; version=0.0.4")
-                elif self.path == "/ready":
-                    status = 200 if exporter.ready else 503
-                    send(self, status, b"ok\n" if exporter.ready else b"not ready\n", "text/plain")
                 else:
                     send(self, 404, b"not found\n", "text/plain")
 

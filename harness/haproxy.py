@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness.ports import free_port
 from harness.processes import ManagedProcess, require_binary
+from istio_burst.core.contracts import PROXY_BACKEND, SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.demo.haproxy import (
     ProxyPorts,
     haproxy_command,
@@ -37,6 +38,16 @@ class HAProxyServer:
     def runtime_api(self) -> str:
         return self.ports.runtime_api
 
+    def weights(self) -> tuple[int, int]:
+        """The weights of servers primary and burst now, read as an operator would."""
+        primary, burst = (
+            int(
+                runtime_command(self.runtime_api, f"get weight {PROXY_BACKEND}/{server}").split()[0]
+            )
+            for server in (SUBSET_PRIMARY, SUBSET_BURST)
+        )
+        return primary, burst
+
     @property
     def metrics_address(self) -> str:
         return self.ports.metrics_address
@@ -66,9 +77,6 @@ class HAProxyServer:
         if self._proc is not None:
             self._proc.stop()
             self._proc = None
-
-    def output(self) -> str:
-        return self._proc.output() if self._proc is not None else ""
 
 
 __all__ = ["HAProxyServer", "runtime_command"]

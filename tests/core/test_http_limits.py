@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from harness.processes import ManagedProcess
+from harness.procfs import rss_mb
 from harness.redis_server import RedisServer
 from harness.services import start_service, start_worker
 
@@ -30,13 +31,6 @@ SMALL_DEADLINES = {
 FLOOD_BYTES = 200 * 1024 * 1024  # what the probe sent: 200 MB of header lines on one connection
 RSS_GROWTH_BOUND_MB = 20.0
 SLOW_KIND = 50  # connections of each slow kind (4 kinds: 200 in all)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def address(url: str) -> tuple[str, int]:
@@ -204,8 +198,10 @@ def test_past_max_connections_new_requests_get_503(
     proc, url = start_worker(
         redis_server, tmp_path, MAX_CONNECTIONS="20", KEEPALIVE_TIMEOUT="60", HEADER_TIMEOUT="60"
     )
-    held = [socket.create_connection(address(url), timeout=5) for _ in range(25)]
+    held: list[socket.socket] = []
     try:
+        for _ in range(25):
+            held.append(socket.create_connection(address(url), timeout=5))
         deadline = time.monotonic() + 10
         while (answer := httpx.get(url + "/", timeout=5)).status_code != 503:
             assert time.monotonic() < deadline, "no 503 with 25 connections held open"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ from harness.frontend import Page, start_frontend
 from harness.http_server import BackgroundHTTPServer, send
 from harness.metrics import metric_value
 from harness.processes import ManagedProcess
+from harness.procfs import cpu_seconds
 from harness.redis_server import RedisServer
 from istio_burst.frontend.driver import LoadDriver
 from istio_burst.frontend.throttle import SendCap
@@ -129,13 +129,6 @@ async def test_a_page_toggling_0_and_100_is_limited_and_told(
     dropped = await asyncio.to_thread(metric_value, url, "hashr_frontend_frequency_dropped_total")
     assert dropped > sent * 0.8, f"{dropped} of {sent} dropped"
     assert proc.alive()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, from /proc."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def cpu_share(pid: int, seconds: float) -> float:

@@ -18,20 +18,13 @@ import pytest
 from harness.frontend import Page, start_frontend
 from harness.metrics import metric_value
 from harness.processes import ManagedProcess
+from harness.procfs import rss_mb
 from harness.redis_server import RedisServer
 from tests.frontend.raw_socket import RawPage, socket_url
 
 LIMIT = 64 * 1024
 # What the frontend may grow by under each attack (it starts near 80 MB).
 GROWTH_MB = 40
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise LookupError("no VmRSS")
 
 
 @pytest.fixture(scope="module")

@@ -41,23 +41,16 @@ def haproxy_watcher(
     )
 
 
-def proxy_weights(proxy: HAProxyServer) -> tuple[int, int]:
-    return (
-        int(runtime_command(proxy.runtime_api, "get weight workers/primary").split()[0]),
-        int(runtime_command(proxy.runtime_api, "get weight workers/burst").split()[0]),
-    )
-
-
 def wait_proxy_weights(
     proxy: HAProxyServer, want: tuple[int, int], watcher: ManagedProcess, timeout: float = 40
 ) -> None:
     deadline = time.monotonic() + timeout
-    seen = proxy_weights(proxy)
+    seen = proxy.weights()
     while seen != want:
         assert time.monotonic() < deadline, f"weights {seen}, never {want}:\n{watcher.output()}"
         assert watcher.alive(), watcher.output()
         time.sleep(0.1)
-        seen = proxy_weights(proxy)
+        seen = proxy.weights()
 
 
 def test_the_weights_the_watcher_sets_split_real_requests(
@@ -88,7 +81,7 @@ def test_the_weights_the_watcher_sets_split_real_requests(
 
         assert sum(served.values()) == 1000 and set(served) <= {"primary", "burst"}, served
         assert abs(served["burst"] / 1000 - 0.30) <= 0.05, served
-        assert proxy_weights(proxy) == (70, 30), "held while the load stays"
+        assert proxy.weights() == (70, 30), "held while the load stays"
     finally:
         proc.stop()
 
@@ -203,7 +196,7 @@ def test_prometheus_gone_holds_the_weights_and_reports_not_ready_then_resumes(
         assert metric_value(url, "hashr_watcher_read_errors_total", kind="unreachable") >= 3
         assert metric_value(url, "hashr_watcher_ready") == 0
         wait_rounds(proc, url, 2)  # blind for two more rounds: still nothing written
-        assert proxy_weights(proxy) == (0, 100)
+        assert proxy.weights() == (0, 100)
 
         prometheus.start()
         wait_status(proc, url, lambda s: s["ready"], timeout=30)
@@ -246,7 +239,7 @@ def test_a_dead_burst_worker_seen_by_haproxy_sends_traffic_back_to_primary(
         # A round past the back-off (3 s), burst still down: no burst into a dead side.
         changed = state["last_change"]["at"]
         wait_status(proc, url, lambda s: s["at"] > changed + 4)
-        assert proxy_weights(proxy) == (100, 0)
+        assert proxy.weights() == (100, 0)
 
         burst = ManagedProcess("burst-again", burst.argv, tmp_path, burst.env).start()
         burst.wait_http_ok(f"http://{workers.burst_address}/_healthz")
