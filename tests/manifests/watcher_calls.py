@@ -37,8 +37,16 @@ class Use:
 
     @property
     def target(self) -> str:
-        """As kubectl names it: `virtualservices.networking.istio.io`, `events`."""
+        """As `kubectl auth can-i --list` names it: `virtualservices.networking.istio.io`,
+        `events`, `leases/status.coordination.k8s.io`."""
         return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    def can_i(self, name: str = "") -> list[str]:
+        """The arguments of `kubectl auth can-i` that ask for this, on object `name` if any."""
+        resource, _, subresource = self.resource.partition("/")
+        kind = f"{resource}.{self.group}" if self.group else resource
+        args = [self.verb, f"{kind}/{name}" if name else kind]
+        return args + ([f"--subresource={subresource}"] if subresource else [])
 
     def __str__(self) -> str:
         return f"{self.verb} {self.target}"
