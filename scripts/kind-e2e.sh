@@ -141,9 +141,7 @@ set_load() {
 }
 
 expect_burst_weight() {
-  wait_until "$1" "$WAIT_SECONDS" kubectl --context "$CTX_PRIMARY" -n "$APP_NAMESPACE" \
-    get virtualservice worker-virtual-service \
-    -o 'jsonpath={.spec.http[0].route[?(@.destination.subset=="burst")].weight}'
+  wait_until "$1" "$WAIT_SECONDS" burst_weight "$CTX_PRIMARY"
 }
 
 # A hash from a burst worker on the channel the page reads (redis-cli authenticates with the

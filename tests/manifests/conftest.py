@@ -3,8 +3,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from harness.kube import LocalKube
 from tests.manifests.manifests import (
@@ -61,6 +63,22 @@ class Clusters:
     def by_name(self) -> dict[str, LocalKube]:
         return {"primary": self.primary, "burst": self.burst}
 
+    def kubeconfig(self, path: Path, contexts: dict[str, str]) -> Path:
+        """One admin kubeconfig with a context per cluster, named as a script names it
+        (`contexts`: context name -> "primary" or "burst"), as `gcloud container clusters
+        get-credentials` or kind would leave it."""
+        config: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": []}
+        config |= {"users": [], "contexts": [], "current-context": next(iter(contexts))}
+        for context, cluster in contexts.items():
+            own = yaml.safe_load(self.by_name()[cluster].kubeconfig.read_text())
+            config["clusters"].append({"name": context, "cluster": own["clusters"][0]["cluster"]})
+            config["users"].append({"name": context, "user": own["users"][0]["user"]})
+            config["contexts"].append(
+                {"name": context, "context": {"cluster": context, "user": context}}
+            )
+        path.write_text(yaml.safe_dump(config))
+        return path
+
 
 @pytest.fixture(scope="session")
 def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
@@ -90,8 +108,10 @@ class Applied:
 def deployed(clusters: Clusters) -> Applied:
     """Each cluster with what scripts/ deploy on it (the overlay; the routing on primary)."""
     stderr: dict[str, dict[Path, str]] = {}
+    # Forced: the scripts' tests may have applied before (client-side, other images).
+    apply = ("apply", "--server-side", "--force-conflicts", "--validate=strict", "-k")
     for name, kube in clusters.by_name().items():
         for path in DEPLOYED_TO[name]:
-            done = kube.kubectl("apply", "--server-side", "--validate=strict", "-k", str(path))
+            done = kube.kubectl(*apply, str(path))
             stderr.setdefault(name, {})[path] = done.stderr
     return Applied(clusters, stderr)
