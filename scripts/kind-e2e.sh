@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end on your machine: two kind clusters, Istio primary-remote, the app, a load step,
 # and a check that the burst cluster's workers (bursty- hashes) take the traffic, then give it
-# back. Opt-in: it needs Docker and several GB of memory; the test suite runs it only in --dry-run.
+# back. Opt-in: it needs Docker and several GB of memory. The test suite runs it in --dry-run, and
+# its kubectl steps against local API servers (kind, docker and istioctl replaced).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
