@@ -135,7 +135,8 @@ def pod_namespaces(clusters: Clusters, overlays: dict[str, Rendered]) -> Cluster
 
 
 def pod_of(deployment: Obj, namespace: str) -> Obj:
-    template = deployment["spec"]["template"]
+    """The Pod its ReplicaSet would create (a copy: the rendered overlays are shared)."""
+    template = copy.deepcopy(deployment["spec"]["template"])
     metadata = {**template["metadata"], "name": name_of(deployment), "namespace": namespace}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
