@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from harness.kube import LocalKube
-from tests.manifests.conftest import Applied, Clusters
+from tests.manifests.clusters import Applied, Clusters
 from tests.manifests.manifests import (
     DEPLOYED_TO,
     Obj,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.kube import LocalKube
-from tests.manifests.conftest import Applied
+from tests.manifests.clusters import Applied
 from tests.manifests.manifests import Rendered, namespace_of, pod_spec
 from tests.manifests.watcher_calls import ALL_VERBS, Use, grants, watcher_uses
 

@@ -20,7 +20,7 @@ import yaml
 
 from harness.kube import LocalKube
 from harness.processes import require_binary
-from tests.manifests.conftest import Applied, Clusters
+from tests.manifests.clusters import Applied, Clusters
 from tests.manifests.manifests import (
     K8S,
     REPO,
