@@ -364,13 +364,14 @@ def test_the_deploy_dir_is_ignored_by_git() -> None:
 # --- The Kubernetes steps, run for real against two local API servers ----------------------------
 # kubectl is the real one (pinned), its contexts named as the scripts expect, one per cluster.
 # Nothing here has GKE, a node or istioctl, so these are not run for real: gke.sh's `clusters`,
-# `firewall`, `images` and `teardown` (gcloud, docker: stand-ins that fail if called) and `istio`
-# (istioctl); kind-e2e.sh's kind clusters, node routes and images (kind, docker: stand-ins that
-# succeed) and istioctl's installs (a stand-in that succeeds; create-remote-secret prints a Secret
-# as istioctl does). `rollout status` waits on Deployments that StandInControllers marks ready,
-# since no node runs their pods. kind-e2e.sh stops where the load is set: `kubectl exec` into a
-# frontend pod needs a node to run it; the weights it then waits for are read by burst_weight,
-# tested on its own below.
+# `firewall`, `images` and `teardown` (gcloud, docker: stand-ins that fail if called);
+# kind-e2e.sh's kind clusters, node routes and images (kind, docker: stand-ins that succeed);
+# istioctl's installs in both (a stand-in that succeeds; create-remote-secret prints a Secret as
+# istioctl does), with the Services they would make created by the test, and on GKE the address
+# its load balancer would write; Istio's sample Prometheus (downloaded: a stand-in manifest).
+# `rollout status` waits on Deployments that StandInControllers marks ready, since no node runs
+# their pods. kind-e2e.sh stops where the load is set: `kubectl exec` into a frontend pod needs
+# a node to run it; the weights it then waits for are read by burst_weight, tested on its own.
 
 GKE_CONTEXTS = {"gke_demo_us-east1-c_primary": "primary", "gke_demo_us-east1-c_burst": "burst"}
 KIND_CONTEXTS = {"kind-istio-burst-primary": "primary", "kind-istio-burst-burst": "burst"}
@@ -432,6 +433,32 @@ def istio_service(kube: LocalKube, name: str, kind: str = "ClusterIP") -> Obj:
     return get(kube, "service", name, ISTIO_SYSTEM)
 
 
+def forget_earlier_runs(clusters: Clusters) -> None:
+    """Remove what an earlier script run left that this one must make itself (a namespace
+    cannot be deleted here: no controller finishes its deletion)."""
+    for kube in (clusters.primary, clusters.burst):
+        kube.kubectl("label", "namespace", APP_NAMESPACE, "istio-injection-")
+        apply(kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_SYSTEM}})
+        kube.kubectl(
+            "delete", "-n", ISTIO_SYSTEM, "--all", "--wait=false",
+            "secrets,serviceaccounts,services,gateways.networking.istio.io,"
+            "virtualservices.networking.istio.io",
+        )  # fmt: skip
+        kube.kubectl("label", "namespace", ISTIO_SYSTEM, "topology.istio.io/network-")
+        kube.kubectl(
+            "annotate", "namespace", ISTIO_SYSTEM, "topology.istio.io/controlPlaneClusters-"
+        )
+
+
+def load_balancer_address(kube: LocalKube, service: str, ip: str) -> None:
+    """What GKE's load balancer writes on a Service of istio-system once it serves `ip`."""
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}
+    kube.kubectl(
+        "patch", "service", service, "-n", ISTIO_SYSTEM, "--subresource=status",
+        "--type=merge", "-p", orjson.dumps(status).decode(),
+    )  # fmt: skip
+
+
 def get(kube: LocalKube, kind: str, name: str, namespace: str = APP_NAMESPACE) -> Obj:
     done = kube.kubectl("get", kind, name, "-n", namespace, "-o", "json")
     found: Obj = orjson.loads(done.stdout)
@@ -448,14 +475,11 @@ def images(kube: LocalKube) -> set[str]:
 
 
 def test_gke_deploy_and_status_against_two_api_servers(clusters: Clusters, tmp_path: Path) -> None:
+    forget_earlier_runs(clusters)
     kubeconfig = clusters.kubeconfig(tmp_path / "kubeconfig", GKE_CONTEXTS)
     env, calls = tools_env(tmp_path, NO_CLOUD, kubeconfig)
-    # The page's address: what GKE's load balancer writes on the gateway istioctl installed.
     istio_service(clusters.primary, "istio-ingressgateway", "LoadBalancer")
-    clusters.primary.kubectl(
-        "patch", "service", "istio-ingressgateway", "-n", ISTIO_SYSTEM, "--subresource=status",
-        "--type=merge", "-p", '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.7"}]}}}',
-    )  # fmt: skip
+    load_balancer_address(clusters.primary, "istio-ingressgateway", "203.0.113.7")
     args = ["--project", "demo", "--zone", "us-east1-c", "--tag", "t1",
             "--deploy-dir", str(tmp_path / "deploy"), "deploy"]  # fmt: skip
     run = run_on(clusters, "gke.sh", args, env, tmp_path / "gke")
@@ -478,20 +502,56 @@ def test_gke_deploy_and_status_against_two_api_servers(clusters: Clusters, tmp_p
     assert "the page: http://203.0.113.7/" in run.stderr
 
 
-def test_kind_e2e_runs_its_kubernetes_steps_up_to_the_load(
-    clusters: Clusters, tmp_path: Path
-) -> None:
-    kubeconfig = clusters.kubeconfig(tmp_path / "kubeconfig", KIND_CONTEXTS)
-    no_node = {"kind": "exit 0", "docker": "exit 0", "istioctl": ISTIOCTL}
-    env, calls = tools_env(tmp_path, NO_CLOUD | no_node, kubeconfig)
-    env["WORK_DIR"] = str(tmp_path / "work")
-    # Istio's sample Prometheus comes from the Internet; a stand-in manifest is applied instead.
+def istio_env(
+    clusters: Clusters, tmp_path: Path, contexts: dict[str, str], stand_ins: dict[str, str]
+) -> tuple[dict[str, str], Path]:
+    """tools_env with the contexts, istioctl's stand-in and a stand-in Prometheus manifest."""
+    kubeconfig = clusters.kubeconfig(tmp_path / "kubeconfig", contexts)
+    env, calls = tools_env(tmp_path, NO_CLOUD | stand_ins | {"istioctl": ISTIOCTL}, kubeconfig)
     prometheus = tmp_path / "prometheus.yaml"
     prometheus.write_text(
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: prometheus, namespace: "
         f"{ISTIO_SYSTEM}}}\n"
     )
     env["PROMETHEUS_MANIFEST"] = str(prometheus)
+    return env, calls
+
+
+def assert_mesh_installed(clusters: Clusters, calls: Path, discovery: str) -> None:
+    """What scripts/lib/mesh.sh's kubectl steps leave on the clusters."""
+    for kube in (clusters.primary, clusters.burst):
+        labels = get(kube, "namespace", ISTIO_SYSTEM, "")["metadata"]["labels"]
+        assert labels["topology.istio.io/network"] == mesh_setting("NETWORK")
+    burst_istio = get(clusters.burst, "namespace", ISTIO_SYSTEM, "")["metadata"]
+    assert burst_istio["annotations"]["topology.istio.io/controlPlaneClusters"] == "primary"
+    for kind, name in (("gateway", "istiod-gateway"), ("virtualservice", "istiod-vs")):
+        get(clusters.primary, f"{kind}.networking.istio.io", name, ISTIO_SYSTEM)
+    get(clusters.primary, "secret", "istio-remote-secret-burst", ISTIO_SYSTEM)
+    get(clusters.primary, "serviceaccount", "prometheus", ISTIO_SYSTEM)
+    # The remote found the primary's istiod at the address read from the API server.
+    remote = one_matching(calls.read_text().splitlines(), r"^istioctl install .*profile=remote")
+    assert f"values.global.remotePilotAddress={discovery} " in remote
+
+
+def test_gke_istio_runs_its_kubectl_steps(clusters: Clusters, tmp_path: Path) -> None:
+    forget_earlier_runs(clusters)
+    env, calls = istio_env(clusters, tmp_path, GKE_CONTEXTS, {})
+    istio_service(clusters.primary, "istio-eastwestgateway", "LoadBalancer")
+    load_balancer_address(clusters.primary, "istio-eastwestgateway", "203.0.113.15")
+    args = ["--project", "demo", "--zone", "us-east1-c", "istio"]
+    run = run_on(clusters, "gke.sh", args, env, tmp_path / "gke")
+    assert run.returncode == 0, run.stderr
+    assert_mesh_installed(clusters, calls, "203.0.113.15")
+
+
+def test_kind_e2e_runs_its_kubernetes_steps_up_to_the_load(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    env, calls = istio_env(
+        clusters, tmp_path, KIND_CONTEXTS, {"kind": "exit 0", "docker": "exit 0"}
+    )
+    env["WORK_DIR"] = str(tmp_path / "work")
+    forget_earlier_runs(clusters)
     eastwest = istio_service(clusters.primary, "istio-eastwestgateway")["spec"]["clusterIP"]
     run = run_on(clusters, "kind-e2e.sh", [], env, tmp_path / "kind")
     printed = commands(run.stdout)
@@ -511,18 +571,7 @@ def test_kind_e2e_runs_its_kubernetes_steps_up_to_the_load(
         f"istio-burst/{name}:e2e" for name in ("worker", "frontend", "istiowatcher")
     } | {"redis:7.4-alpine"}
     assert images(clusters.burst) == {"istio-burst/worker:e2e"}
-    for kube in (clusters.primary, clusters.burst):
-        labels = get(kube, "namespace", ISTIO_SYSTEM, "")["metadata"]["labels"]
-        assert labels["topology.istio.io/network"] == mesh_setting("NETWORK")
-    burst_istio = get(clusters.burst, "namespace", ISTIO_SYSTEM, "")["metadata"]
-    assert burst_istio["annotations"]["topology.istio.io/controlPlaneClusters"] == "primary"
-    for kind, name in (("gateway", "istiod-gateway"), ("virtualservice", "istiod-vs")):
-        get(clusters.primary, f"{kind}.networking.istio.io", name, ISTIO_SYSTEM)
-    get(clusters.primary, "secret", "istio-remote-secret-burst", ISTIO_SYSTEM)
-    get(clusters.primary, "serviceaccount", "prometheus", ISTIO_SYSTEM)
-    # The remote found the primary's istiod at the address the API server gave its gateway.
-    remote = one_matching(calls.read_text().splitlines(), r"^istioctl install .*profile=remote")
-    assert f"values.global.remotePilotAddress={eastwest} " in remote
+    assert_mesh_installed(clusters, calls, eastwest)
 
 
 def test_burst_weight_reads_what_the_watcher_writes(deployed: Applied, tmp_path: Path) -> None:
