@@ -17,6 +17,7 @@ from istio_burst.watcher.actuators import UNVERIFIED, Acceptance, AcceptanceStat
 from istio_burst.watcher.decide import BurstHealth
 
 TIMED_OUT = "not_accepted"  # pending past the deadline
+TROUBLE = (AcceptanceState.REFUSED, TIMED_OUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class AcceptanceWatch:
         self.deadline = deadline
         self.last: Acceptance = UNVERIFIED
         self.pending_since: float | None = None
+        # Why burst is kept off: the route was refused or not accepted in time, and no read has
+        # shown it accepted since (a write back to primary does not make it healthy).
+        self.held = ""
 
     def routing(self, at: float) -> Routing:
         state, detail = str(self.last.state), self.last.detail
@@ -52,22 +56,29 @@ class AcceptanceWatch:
     def route_health(self, at: float) -> BurstHealth | None:
         """BurstHealth(False) while the route cannot be trusted with burst; else None."""
         routing = self.routing(at)
-        if routing.state in (AcceptanceState.REFUSED, TIMED_OUT):
+        if routing.state in TROUBLE:
             return BurstHealth(False, f"{self.target} {routing.state}: {routing.detail}")
+        if self.held:
+            return BurstHealth(False, f"{self.held}; burst waits until the route is accepted")
         return None
 
     def commit(self, at: float, seen: Acceptance | None, *, wrote: bool) -> Routing:
         """Take in one round: what its read reported (None: no read), and whether it wrote."""
-        if wrote and seen is not None and seen.verified:
-            # The read predates the write: what it reported is about the old weights.
-            seen = Acceptance(AcceptanceState.PENDING, "written; waiting for the data plane")
-            self.pending_since = at
         if seen is not None:
             if seen.state is not AcceptanceState.PENDING:
                 self.pending_since = None
             elif self.pending_since is None:  # pending without our write: someone else's edit
                 self.pending_since = at
             self.last = seen
+        verdict = self.routing(at)
+        if verdict.state in TROUBLE:
+            self.held = f"{self.target} {verdict.state}: {verdict.detail}"
+        elif verdict.state in (AcceptanceState.APPLIED, AcceptanceState.UNVERIFIED):
+            self.held = ""
+        if wrote and seen is not None and seen.verified:
+            # The read predates the write: what it reported is about the old weights.
+            self.last = Acceptance(AcceptanceState.PENDING, "written; waiting for the data plane")
+            self.pending_since = at
         return self.routing(at)
 
 

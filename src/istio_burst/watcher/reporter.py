@@ -12,8 +12,8 @@ import time
 
 from istio_burst.core.settings import redact_url
 from istio_burst.watcher import metrics
-from istio_burst.watcher.acceptance import TIMED_OUT
-from istio_burst.watcher.actuators import AcceptanceState, ActuatorError
+from istio_burst.watcher.acceptance import TROUBLE
+from istio_burst.watcher.actuators import ActuatorError
 from istio_burst.watcher.decide import Policy, verb
 from istio_burst.watcher.outcome import Outcome, Round
 from istio_burst.watcher.state import LastChange, StatePublisher, WatcherState
@@ -196,7 +196,7 @@ class Reporter:
         if routing.state == self._last_routing:
             return
         self._last_routing = routing.state
-        trouble = routing.state in (AcceptanceState.REFUSED, TIMED_OUT)
+        trouble = routing.state in TROUBLE
         log.log(
             logging.WARNING if trouble else logging.INFO,
             "%s is %s%s",
