@@ -33,7 +33,7 @@ class Routing:
         return asdict(self)
 
 
-class AcceptanceWatch:
+class AcceptanceTracker:
     """Follows the actuator's `Acceptance` from round to round; the loop owns one."""
 
     def __init__(self, target: str, deadline: float) -> None:

@@ -6,7 +6,7 @@ from the actuator, or the last known when the read fails or the actuator is bein
 read → decide → write at once, up to CONFLICT_RETRIES times. Then the round is committed once:
 the decision's memory (plus the change, if one was written), the weights now in force, and the
 actuator's failure count and back-off. The reporter gets the committed round; nothing flows back.
-What the data plane reports about the route (`acceptance.AcceptanceWatch`) is committed too: a
+What the data plane reports about the route (`acceptance.AcceptanceTracker`) is committed too: a
 route it refused, or did not accept in time, makes the next observation's burst unhealthy.
 
 Nothing that comes in (a reading, a health answer, an API error) ends the loop: each call is
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from istio_burst.core.contracts import Weights
-from istio_burst.watcher.acceptance import AcceptanceWatch, Routing, with_route_health
+from istio_burst.watcher.acceptance import AcceptanceTracker, Routing, with_route_health
 from istio_burst.watcher.actuators import Actuator, ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.decide import (
     NO_HEALTH_SIGNAL,
@@ -75,7 +75,7 @@ class Watcher:
         self.retry_at = 0.0  # no actuator call before this (back-off after failures)
         self.rounds = 0
         self.last_reading_kind = ""
-        self.acceptance = AcceptanceWatch(actuator.target, acceptance_deadline)
+        self.acceptance = AcceptanceTracker(actuator.target, acceptance_deadline)
 
     @property
     def state(self) -> WatcherState:
