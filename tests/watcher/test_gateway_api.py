@@ -209,7 +209,10 @@ async def test_an_admin_edit_of_the_weights_is_undone(
 
 
 async def test_a_rule_that_also_sends_traffic_elsewhere_is_refused(
-    cluster: Cluster, prom: ScriptedServer, make_watcher: Any
+    cluster: Cluster,
+    prom: ScriptedServer,
+    make_watcher: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     route = cluster.route()
     refs = route["spec"]["rules"][0]["backendRefs"]
@@ -224,6 +227,10 @@ async def test_a_rule_that_also_sends_traffic_elsewhere_is_refused(
     assert cluster.route()["metadata"]["generation"] == generation, "nothing written"
     assert watcher.write_failures == 1
     assert cluster.weights() == (100, 0)
+    (refusal,) = [
+        r.getMessage() for r in caplog.records if "read failed (invalid)" in r.getMessage()
+    ]
+    assert "spec.rules[0] also sends traffic to worker-canary" in refusal
 
 
 async def test_the_role_allows_only_its_own_route(
