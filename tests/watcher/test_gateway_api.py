@@ -247,14 +247,29 @@ async def test_the_role_allows_only_its_own_route(
     assert any("(forbidden)" in r.getMessage() for r in caplog.records)
 
 
-def test_the_ambient_variant_is_accepted_by_the_api_server(local_kube: LocalKube) -> None:
-    """Server-side apply of both folders, as a cluster would get them (dry run: `default` is
-    shared by the session's tests)."""
+def test_the_ambient_variant_is_accepted_by_the_api_server(own_kube: LocalKube) -> None:
+    """`kubectl apply --server-side -k` of both folders, as a cluster gets them (an API server of
+    its own: they go to `default`), and the watcher's account may do exactly what it needs."""
     for path in (AMBIENT, ROUTING):
-        done = local_kube.kubectl(
-            "apply", "--server-side", "--dry-run=server", "--field-manager=test", "-k", str(path)
-        )
+        done = own_kube.kubectl("apply", "--server-side", "--field-manager=test", "-k", str(path))
         assert "serverside-applied" in done.stdout, done.stdout
+    labels = own_kube.kubectl("get", "namespace", "default", "-o", "jsonpath={.metadata.labels}")
+    assert '"istio.io/dataplane-mode":"ambient"' in labels.stdout
+    weights = own_kube.kubectl(
+        "get", "httproute", ROUTE, "-o", "jsonpath={.spec.rules[0].backendRefs[*].weight}"
+    )
+    assert weights.stdout.split() == ["100", "0"]
+    watcher = "--as=system:serviceaccount:default:istiowatcher"
+
+    def can(verb: str, resource: str) -> bool:
+        done = own_kube.kubectl("auth", "can-i", watcher, verb, resource, check=False)
+        return done.stdout.strip() == "yes"
+
+    assert can("get", f"httproutes/{ROUTE}") and can("patch", f"httproutes/{ROUTE}")
+    assert not can("update", f"httproutes/{ROUTE}")
+    assert not can("get", "httproutes/another-route")
+    assert not can("list", "httproutes")
+    assert not can("patch", "virtualservices.networking.istio.io/worker-virtual-service")
 
 
 def test_acceptance_needs_every_parent_and_the_current_generation() -> None:
