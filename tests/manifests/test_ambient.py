@@ -91,12 +91,13 @@ def test_the_watcher_reads_the_waypoint_and_writes_the_route(ambient: Rendered) 
     env = watcher_env(ambient)
     assert env["ACTUATOR"] == "gateway-api"
     assert "VIRTUAL_SERVICE" not in env
-    assert env["QUERY"] == AMBIENT_QUERY
+    assert "QUERY" not in env, "the default for ACTUATOR=gateway-api"
     assert 'reporter="waypoint"' in env["BURST_ERROR_QUERY"]
     watcher = ambient.get("Deployment", "istiowatcher-deployment")
     pod_env = resolved_env(watcher, containers(watcher)[0])
     settings = WatcherSettings.model_validate({k.lower(): v for k, v in pod_env.items()})
     assert settings.actuator == "gateway-api"
+    assert settings.query == AMBIENT_QUERY
 
 
 def test_the_route_starts_natural_on_the_worker_service(

@@ -21,7 +21,6 @@ from harness.kube import LocalKube
 from istio_burst.watcher.actuators import AcceptanceState
 from istio_burst.watcher.actuators.gateway_api import VERBS, acceptance_of
 from istio_burst.watcher.loop import Watcher
-from istio_burst.watcher.settings import AMBIENT_QUERY
 from tests.watcher.conftest import in_process_watchers
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.gateway_cluster import (
@@ -58,7 +57,6 @@ async def make_watcher(
     )
     defaults = {
         "prometheus_url": prom.url,
-        "query": AMBIENT_QUERY,
         "actuator": "gateway-api",
         "namespace": cluster.namespace,
         "kubeconfig": str(kubeconfig),

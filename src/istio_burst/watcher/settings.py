@@ -97,7 +97,10 @@ class WatcherSettings(HTTPServiceSettings):
     query: str = Field(
         KUBERNETES_QUERY,
         min_length=1,
-        description="PromQL giving the worker's request rate in req/s (local demo: "
+        description="PromQL giving the worker's request rate in req/s (default with "
+        "ACTUATOR=gateway-api: what Istio ambient's waypoint counts, "
+        + AMBIENT_QUERY
+        + "; local demo: "
         + LOCAL_QUERY
         + ")",
     )
@@ -244,6 +247,13 @@ class WatcherSettings(HTTPServiceSettings):
         problem = thresholds_problem(self.low, self.high)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _ambient_query_for_routes(self) -> WatcherSettings:
+        # No sidecars in ambient mode: the default sidecar query would find nothing.
+        if self.actuator == "gateway-api" and "query" not in self.model_fields_set:
+            self.query = AMBIENT_QUERY
         return self
 
     @model_validator(mode="after")
