@@ -91,6 +91,8 @@ async def test_bursting_patches_only_the_two_weights_with_tests_of_what_was_read
     assert len(kube.written) == 1  # and it passed Istio's schema (kube fixture checks)
     assert watcher.state.weights == {"primary": 0, "burst": 100}
     assert watcher.state.last_change is not None
+    # Istio reports nothing the watcher can rely on (README): in force once written, assumed.
+    assert watcher.state.routing["state"] == "unverified"
 
 
 async def test_no_write_when_the_weights_already_match(
