@@ -6,32 +6,13 @@
 # module proxy knows releases only as pseudo-versions, and it answers 403 "not available" for
 # every release-1.30 commit tried (the 1.30.0-1.30.3 tags and the branch head); this is the
 # newest commit it serves (`go list -m istio.io/istio@latest`).
-# The binaries go to a cache outside the repository, keyed by the pin, so a changed pin builds
-# anew and an unchanged one returns at once. Prints the folder that holds the binaries.
+# scripts/lib/go-build.sh caches the binaries outside the repository. Prints their folder.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE_ROOT=${ISTIO_BURST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/istio-burst}
-KEY=$(cat "$HERE/go.mod" "$HERE/go.sum" "$HERE/build.sh" | sha256sum | cut -c1-16)
-OUT="$CACHE_ROOT/istio-$KEY"
-BINARIES=(istioctl pilot-discovery)
-
-have_all() { local b; for b in "${BINARIES[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done; }
-if have_all; then echo "$OUT/bin"; exit 0; fi
-
-command -v go >/dev/null 2>&1 || {
-  echo "[istio] go is missing: Go 1.26 or newer builds istioctl and pilot-discovery (https://go.dev/dl, or your package manager)" >&2
-  exit 1
-}
-echo "[istio] building istioctl and pilot-discovery into $OUT (first time only: several minutes)" >&2
-mkdir -p "$OUT/bin"
-start=$(date +%s)
-(
-  cd "$HERE"
-  export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
-  # -trimpath and no debug info: smaller binaries that do not depend on where they were built.
-  go build -trimpath -ldflags='-s -w' -o "$OUT/bin/istioctl.tmp" istio.io/istio/istioctl/cmd/istioctl
-  go build -trimpath -ldflags='-s -w' -o "$OUT/bin/pilot-discovery.tmp" istio.io/istio/pilot/cmd/pilot-discovery
-) >&2
-for b in "${BINARIES[@]}"; do mv "$OUT/bin/$b.tmp" "$OUT/bin/$b"; done
-echo "[istio] built in $(( $(date +%s) - start )) s: $(du -sh "$OUT" | cut -f1)" >&2
-echo "$OUT/bin"
+# shellcheck source=scripts/lib/go-build.sh
+. "$HERE/../lib/go-build.sh"
+# Bump RECIPE when the way of building changes; the pin itself is go.mod and go.sum.
+RECIPE=1
+go_build_cached istio "$HERE" "$RECIPE" "istioctl and pilot-discovery" \
+  istioctl=istio.io/istio/istioctl/cmd/istioctl \
+  pilot-discovery=istio.io/istio/pilot/cmd/pilot-discovery
