@@ -2,10 +2,10 @@
 # Builds the pinned Istio control-plane binaries from Istio's published Go module, once:
 #   istioctl (analyze) and pilot-discovery (istiod: validation webhook and xDS server).
 # The pin is this folder's go.mod/go.sum: istio.io/istio v0.0.0-20260827124520-eed52ebb66ad,
-# master of 2026-08-27 (VERSION 1.32-dev). Istio's release tags (1.30.3) have no "v", so the
-# module proxy knows releases only as pseudo-versions, and it answers 403 "not available" for
-# every release-1.30 commit tried (the 1.30.0-1.30.3 tags and the branch head); this is the
-# newest commit it serves (`go list -m istio.io/istio@latest`).
+# a commit of 2026-08-27 whose VERSION file says 1.31 (after the 1.31.0-rc.0 tag). Istio tags
+# its releases without a "v" (1.30.3), so the module proxy knows them only by pseudo-versions,
+# and it answers 403 "not available" for every release-1.30 commit tried (the 1.30.0 to 1.30.3
+# tags and the branch head); this is the newest commit it serves (`go list -m ...@latest`).
 # scripts/lib/go-build.sh caches the binaries outside the repository. Prints their folder.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -256,7 +256,8 @@ class FakeKubeAPI(BackgroundHTTPServer):
         '<Kind>.<group> "<name>" is invalid: <field>: <problem>' with one cause per problem.
         Istio's own rules (every weight 0) come from its validating webhook, whose denial
         kube-apiserver turns into a 400 'admission webhook "validation.istio.io" denied the
-        request: configuration is invalid: ...' with no reason.
+        request: configuration is invalid: ...' with no reason (tests/istio checks it against
+        the real pair).
         """
         name = str(before["metadata"].get("name"))
         # The server manages the rest of metadata; the schema (and unknown fields) is Istio's.
@@ -322,12 +323,7 @@ def apply_patch(doc: Obj, operations: list[Any]) -> Obj:
                 if found != op["value"]:
                     raise PatchError(f"testing value {op['path']} failed: test failed")
             elif op["op"] in ("add", "replace"):
-                if isinstance(target, list):
-                    target[int(last)] = op["value"]
-                else:
-                    if op["op"] == "replace" and last not in target:
-                        raise KeyError(last)
-                    target[last] = op["value"]
+                _set(target, last, op)
             elif op["op"] == "remove":
                 del target[int(last) if isinstance(target, list) else last]
             else:
@@ -335,6 +331,20 @@ def apply_patch(doc: Obj, operations: list[Any]) -> Obj:
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise PatchError(f"jsonpatch {op['op']} operation does not apply: {exc!r}") from exc
     return result
+
+
+def _set(target: Any, last: str, op: Obj) -> None:
+    if isinstance(target, list) and op["op"] == "add":  # RFC 6902: add inserts
+        index = len(target) if last == "-" else int(last)
+        if not 0 <= index <= len(target):
+            raise IndexError(f"list index {index} out of range")
+        target.insert(index, op["value"])
+    elif isinstance(target, list):
+        target[int(last)] = op["value"]
+    else:
+        if op["op"] == "replace" and last not in target:
+            raise KeyError(last)
+        target[last] = op["value"]
 
 
 def _pointer(path: str) -> list[str]:
@@ -352,7 +362,7 @@ def status_object(
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": reason,
+        **({"reason": reason} if reason else {}),  # metav1.Status omits an empty reason
         "code": code,
     }
     if details is not None:
