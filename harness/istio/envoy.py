@@ -35,11 +35,14 @@ def envoy_binary() -> str:
     return found
 
 
-def sidecar_node(namespace: str, workload: str, labels: dict[str, str]) -> dict[str, Any]:
-    """The identity a sidecar of `workload` gives istiod (pilot-agent writes the same)."""
+def sidecar_node(
+    namespace: str, workload: str, labels: dict[str, str], address: str = "127.0.0.3"
+) -> dict[str, Any]:
+    """The identity a sidecar of `workload` gives istiod (pilot-agent writes the same). istiod
+    takes `address` for the pod's IP: it must be no worker's, or the proxy would be one."""
     pod = f"{workload}-local"
     return {
-        "id": f"sidecar~127.0.0.1~{pod}.{namespace}~{namespace}.svc.cluster.local",
+        "id": f"sidecar~{address}~{pod}.{namespace}~{namespace}.svc.cluster.local",
         "cluster": f"{workload}.{namespace}",
         "metadata": {
             "NAMESPACE": namespace,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
+
+from harness.kube import LocalKube
 from tests.manifests.manifests import ISTIO_MANIFESTS, K8S, SCRIPTS, Obj, kustomize, load_yaml
 
 
@@ -35,3 +40,16 @@ def pods_of(objects: list[Obj]) -> list[Obj]:
         for obj in objects
         if obj["kind"] == "Deployment"
     ]
+
+
+@contextlib.contextmanager
+def applied(kube: LocalKube, objects: list[Obj]) -> Iterator[None]:
+    """`objects` created or updated through the API (and so through istiod's webhook, when it
+    is registered); deleted afterwards."""
+    manifest = "\n---\n".join(json.dumps(obj) for obj in objects)
+    kube.kubectl("create", "namespace", "istio-system", check=False)
+    kube.kubectl("apply", "-f", "-", input=manifest)
+    try:
+        yield
+    finally:
+        kube.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input=manifest)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from harness.kube import LocalKube
-from tests.istio.clusters import objects_on, pods_of
+from tests.istio.clusters import applied, objects_on, pods_of
 
 # What the local API server lacks and a real cluster has: (code, origin as istioctl names it,
 # fnmatch pattern, text the message contains) -> why it does not apply to the manifests.
@@ -95,28 +95,23 @@ def test_offline_analysis_finds_nothing(cluster: str, istio_bin: Path, tmp_path:
 
 
 @pytest.fixture
-def applied(request: pytest.FixtureRequest, mesh_kube: LocalKube) -> Iterator[str]:
+def cluster_applied(request: pytest.FixtureRequest, mesh_kube: LocalKube) -> Iterator[str]:
     """The cluster's objects and their pods, its namespace labelled as scripts/lib/mesh.sh does."""
     cluster = request.param
     objects = objects_on(cluster)
-    manifest = "\n---\n".join(json.dumps(obj) for obj in objects + pods_of(objects))
-    mesh_kube.kubectl("create", "namespace", "istio-system", check=False)
     mesh_kube.kubectl("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
-    mesh_kube.kubectl("apply", "-f", "-", input=manifest)
-    yield cluster
-    mesh_kube.kubectl(
-        "delete", "--ignore-not-found", "--wait=false", "-f", "-", input=manifest, check=False
-    )
+    with applied(mesh_kube, objects + pods_of(objects)):
+        yield cluster
     mesh_kube.kubectl("label", "namespace", "default", "istio-injection-")
 
 
-@pytest.mark.parametrize("applied", CLUSTERS, indirect=True)
+@pytest.mark.parametrize("cluster_applied", CLUSTERS, indirect=True)
 def test_analysis_of_the_applied_cluster_finds_nothing(
-    applied: str, mesh_kube: LocalKube, istio_bin: Path
+    cluster_applied: str, mesh_kube: LocalKube, istio_bin: Path
 ) -> None:
     messages = analyze(
         istio_bin / "istioctl",
         f"--kubeconfig={mesh_kube.kubeconfig}",
         "--all-namespaces",
     )
-    assert not unexplained(applied, messages), shown(messages)
+    assert not unexplained(cluster_applied, messages), shown(messages)

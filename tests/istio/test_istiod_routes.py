@@ -3,7 +3,6 @@ sends a real xDS client (upstream Envoy's /config_dump), never from the objects 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,26 +16,18 @@ from harness.istio.workers import worker_entries
 from harness.kube import LocalKube
 from istio_burst.core.contracts import Weights
 from istio_burst.watcher.actuators.istio import IstioActuator
-from tests.istio.clusters import objects_on
+from tests.istio.clusters import applied, objects_on
 
 PUSH_TIMEOUT = 30.0  # istiod debounces pushes by 100 ms; a loaded machine may take seconds
-
-
-def apply(kube: LocalKube, objects: list[dict[str, Any]]) -> str:
-    manifest = "\n---\n".join(json.dumps(obj) for obj in objects)
-    kube.kubectl("apply", "-f", "-", input=manifest)
-    return manifest
 
 
 @pytest.fixture(scope="module")
 def mesh(mesh_kube: LocalKube, istiod: Istiod) -> Iterator[None]:
     """The primary cluster's objects, and a primary and a burst worker registered with istiod
     as WorkloadEntries carrying the subsets' labels (what Pods in each cluster would carry)."""
-    manifest = apply(
-        mesh_kube, objects_on("primary") + worker_entries({"primary": 18081, "burst": 18082})
-    )
-    yield
-    mesh_kube.kubectl("delete", "--ignore-not-found", "-f", "-", input=manifest, check=False)
+    workers = worker_entries({"primary": 18081, "burst": 18082})
+    with applied(mesh_kube, objects_on("primary") + workers):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from harness.kube import LocalKube
 from istio_burst.core.contracts import Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import IstioActuator
-from tests.istio.clusters import objects_on
+from tests.istio.clusters import applied, objects_on
 from tests.watcher.fake_kube import TOKEN, FakeKubeAPI, virtual_service
 
 WATCHER_ACCOUNT = ("default", "istiowatcher")
@@ -30,11 +30,8 @@ VIRTUAL_SERVICE = "worker-virtual-service"
 def primary_applied(mesh_kube: LocalKube, istiod: Istiod) -> Iterator[list[dict[str, Any]]]:
     """The primary cluster's objects, created through istiod's webhook; deleted afterwards."""
     objects = objects_on("primary")
-    manifest = "\n---\n".join(json.dumps(obj) for obj in objects)
-    mesh_kube.kubectl("create", "namespace", "istio-system", check=False)
-    mesh_kube.kubectl("apply", "-f", "-", input=manifest)
-    yield objects
-    mesh_kube.kubectl("delete", "--ignore-not-found", "-f", "-", input=manifest, check=False)
+    with applied(mesh_kube, objects):
+        yield objects
 
 
 @pytest.fixture
