@@ -31,12 +31,33 @@ ISTIO_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io"
                 "extensions.istio.io")  # fmt: skip
 
 
+# istiod's settings for a proxy that is upstream Envoy, not istio-proxy. By default istiod puts
+# Istio's metadata-exchange filter on every cluster, which upstream Envoy refuses (the whole CDS
+# answer: "Didn't find a registered implementation for 'istio.metadata_exchange' with type URL:
+# 'envoy.tcp.metadataexchange.config.MetadataExchange'"), and auto mTLS gives clusters TLS
+# whose certificates come from istio-agent's SDS socket, which upstream Envoy waits for forever.
+# Routes are the same either way.
+UPSTREAM_ENVOY: dict[str, Any] = {
+    "env": {"PILOT_ENABLE_METADATA_EXCHANGE": "false"},
+    "mesh_config": {"enableAutoMtls": False},
+}
+
+
 class Istiod:
     """One istiod for `kube`, its files under `workdir`; stop() also unregisters its webhook
     (a webhook that fails closed would otherwise refuse every later Istio write)."""
 
-    def __init__(self, kube: LocalKube, workdir: Path, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        kube: LocalKube,
+        workdir: Path,
+        bin_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        mesh_config: dict[str, Any] | None = None,
+    ) -> None:
         self.kube = kube
+        self.extra_env = env or {}
+        self.mesh_config = mesh_config or {}
         self.workdir = workdir
         self.bin_dir = bin_dir or istio_bin_dir()
         self.grpc_port = free_port()  # plaintext xDS
@@ -52,6 +73,9 @@ class Istiod:
         try:
             self.kube.kubectl("create", "namespace", NAMESPACE, check=False)
             cert, key = self._serving_certificate()
+            mesh = self.workdir / "etc" / "istio" / "config" / "mesh"  # its --meshConfig default
+            mesh.parent.mkdir(parents=True, exist_ok=True)
+            mesh.write_text(json.dumps(self.mesh_config))  # JSON is YAML
             self.process = ManagedProcess(
                 "istiod", self._argv(cert, key), self.workdir / "logs", env=self._env(),
                 cwd=self.workdir,  # its relative defaults (./etc/istio, ./var/lib/istio) land here
@@ -104,7 +128,8 @@ class Istiod:
 
     def _env(self) -> dict[str, str]:
         # What a pod of Istio's chart gets from the downward API; the rest are Istio's defaults.
-        return {"POD_NAMESPACE": NAMESPACE, "POD_NAME": "istiod-local", "REVISION": "default"}
+        pod = {"POD_NAMESPACE": NAMESPACE, "POD_NAME": "istiod-local", "REVISION": "default"}
+        return {**pod, **self.extra_env}
 
     def register_webhook(self, timeout: float = 60.0) -> None:
         """Register the webhook; returns once the API server calls it."""

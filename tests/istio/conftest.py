@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.istio.binaries import istio_bin_dir
-from harness.istio.istiod import Istiod
+from harness.istio.istiod import UPSTREAM_ENVOY, Istiod
 from harness.kube import LocalKube
 
 
@@ -31,7 +31,9 @@ def mesh_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKube]:
 def istiod(
     mesh_kube: LocalKube, istio_bin: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Istiod]:
-    """istiod watching the local API server, its validating webhook registered there."""
-    server = Istiod(mesh_kube, tmp_path_factory.mktemp("istiod"), istio_bin).start()
+    """istiod watching the local API server, its validating webhook registered there, set to
+    leave out what upstream Envoy cannot take (UPSTREAM_ENVOY)."""
+    server = Istiod(mesh_kube, tmp_path_factory.mktemp("istiod"), istio_bin, **UPSTREAM_ENVOY)
+    server.start()
     yield server
     server.stop()
