@@ -57,12 +57,22 @@ def sidecar_node(
 
 
 class EnvoyProxy:
-    def __init__(self, workdir: Path, xds: tuple[str, int], node: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        xds: tuple[str, int],
+        node: dict[str, Any],
+        *,
+        authority: str | None = None,
+        listen_port: int | None = None,
+        admin_port: int | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.authority = authority
         self.xds = xds
         self.node = node
-        self.admin_port = free_port()
-        self.listen_port = free_port()
+        self.admin_port = admin_port or free_port()
+        self.listen_port = listen_port or free_port()
         self.process: ManagedProcess | None = None
 
     @property
@@ -121,7 +131,7 @@ class EnvoyProxy:
                     {
                         "name": "outbound-http-80",
                         "address": _address("127.0.0.1", self.listen_port),
-                        "filter_chains": [{"filters": [_http_manager(ads)]}],
+                        "filter_chains": [{"filters": [_http_manager(ads, self.authority)]}],
                     }
                 ],
             },
@@ -170,7 +180,26 @@ def _address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _http_manager(config_source: dict[str, Any]) -> dict[str, Any]:
+def _authority_rewrite(host: str) -> dict[str, Any]:
+    """Requests sent to this proxy's address go to `host`, as if the client had used its name:
+    what a sidecar's interception does for a client that cannot resolve cluster names."""
+    code = (
+        "function envoy_on_request(handle)\n"
+        f'  handle:headers():replace(":authority", "{host}")\n'
+        "  handle:clearRouteCache()\n"
+        "end\n"
+    )
+    return {
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": code},
+        },
+    }
+
+
+def _http_manager(config_source: dict[str, Any], authority: str | None) -> dict[str, Any]:
+    rewrite = [_authority_rewrite(authority)] if authority else []
     return {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -179,13 +208,14 @@ def _http_manager(config_source: dict[str, Any]) -> dict[str, Any]:
             "stat_prefix": "outbound_80",
             "rds": {"route_config_name": ROUTE_NAME, "config_source": config_source},
             "http_filters": [
+                *rewrite,
                 {
                     "name": "envoy.filters.http.router",
                     "typed_config": {
                         "@type": "type.googleapis.com/"
                         "envoy.extensions.filters.http.router.v3.Router"
                     },
-                }
+                },
             ],
         },
     }
