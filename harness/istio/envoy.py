@@ -138,22 +138,31 @@ class EnvoyProxy:
         }
 
     def config_dump(self, resource: str) -> list[dict[str, Any]]:
-        answer = httpx.get(f"{self.admin}/config_dump", params={"resource": resource}, timeout=10)
-        answer.raise_for_status()
-        configs: list[dict[str, Any]] = answer.json().get("configs", [])
-        return configs
+        return config_dump(self.admin, resource)
 
     def route(self, name: str = ROUTE_NAME) -> tuple[str, dict[str, Any]] | None:
-        """The route configuration `name` as accepted from istiod (its version, itself)."""
-        for entry in self.config_dump("dynamic_route_configs"):
-            config = entry.get("route_config", {})
-            if config.get("name") == name:
-                return str(entry.get("version_info", "")), config
-        return None
+        return held_route(self.admin, name)
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+
+def config_dump(admin: str, resource: str) -> list[dict[str, Any]]:
+    """What the Envoy whose admin is at `admin` holds of `resource` (accepted config only)."""
+    answer = httpx.get(f"{admin}/config_dump", params={"resource": resource}, timeout=10)
+    answer.raise_for_status()
+    configs: list[dict[str, Any]] = answer.json().get("configs", [])
+    return configs
+
+
+def held_route(admin: str, name: str = ROUTE_NAME) -> tuple[str, dict[str, Any]] | None:
+    """The route configuration `name` as Envoy accepted it from istiod (its version, itself)."""
+    for entry in config_dump(admin, "dynamic_route_configs"):
+        config = entry.get("route_config", {})
+        if config.get("name") == name:
+            return str(entry.get("version_info", "")), config
+    return None
 
 
 def subset_weights(route_config: dict[str, Any], host: str = WORKER_HOST) -> dict[str, int]:

@@ -87,13 +87,12 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             },
         )
 
-    if istio:
-        data_plane = mesh.mesh_component(
-            s, state_dir, {"primary": s.primary_port, "burst": s.burst_port}
-        )
-        actuator = mesh.watcher_env(state_dir)
-    else:
-        data_plane = Component(
+    def data_plane() -> Component:
+        if istio:
+            return mesh.mesh_component(
+                s, state_dir, {"primary": s.primary_port, "burst": s.burst_port}
+            )
+        return Component(
             name="haproxy",
             argv=haproxy.haproxy_command(
                 require_binary("haproxy", "haproxy"), haproxy.prepare_config(state_dir / "haproxy")
@@ -102,12 +101,17 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             ready=lambda: haproxy.is_ready(proxy),
             env=haproxy.proxy_env(proxy, f"{host}:{s.primary_port}", f"{host}:{s.burst_port}"),
         )
-        actuator = {
+
+    actuator = (
+        mesh.watcher_env(state_dir)
+        if istio
+        else {
             "ACTUATOR": "haproxy",
             "HAPROXY_RUNTIME_API": proxy.runtime_api,
             "QUERY": LOCAL_QUERY,
             "BURST_ERROR_QUERY": LOCAL_BURST_ERROR_QUERY,
         }
+    )
     return [
         Component(
             name="redis",
@@ -136,7 +140,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
         ),
         worker("primary", s.primary_port, ""),
         worker("burst", s.burst_port, "bursty-"),
-        data_plane,
+        data_plane(),
         *(frontend(i, port) for i, port in enumerate(frontend_ports(s))),
         Component(
             name="watcher",
