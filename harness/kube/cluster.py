@@ -151,10 +151,14 @@ class LocalKube:
             )
         )
 
+    def tls(self) -> ssl.SSLContext:
+        """Trusts this API server's certificate (and nothing else)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
     def admin_client(self, timeout: float = 10.0) -> httpx.Client:
         """An HTTP client authenticated as the cluster admin (client certificate)."""
         assert self.pki is not None, "start() first"
-        tls = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        tls = self.tls()
         tls.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
         return httpx.Client(base_url=self.server, verify=tls, timeout=timeout)
 

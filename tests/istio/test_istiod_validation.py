@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,11 @@ import pytest
 
 from harness.istio.istiod import Istiod
 from harness.kube import LocalKube
+from harness.kube.front import JSON_PATCH, VS_API, KubeFront, virtual_service
 from istio_burst.core.contracts import Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import IstioActuator
 from tests.istio.clusters import applied, objects_on
-from tests.watcher.fake_kube import TOKEN, FakeKubeAPI, virtual_service
 
 WATCHER_ACCOUNT = ("default", "istiowatcher")
 VIRTUAL_SERVICE = "worker-virtual-service"
@@ -82,42 +81,38 @@ def refused_route_patch() -> list[dict[str, Any]]:
     ]
 
 
-def send_json_patch(server: str, patch: list[dict[str, Any]], **client: Any) -> httpx.Response:
-    headers = {"Content-Type": "application/json-patch+json", "Accept": "application/json"}
+def refuse_all_zero(front: KubeFront) -> httpx.Response:
+    """A patch leaving the route at 0/0, as the watcher's ServiceAccount, through `front`."""
     return httpx.patch(
-        f"{server}/apis/networking.istio.io/v1/namespaces/default/virtualservices/"
-        f"{VIRTUAL_SERVICE}",
-        content=json.dumps(patch),
-        headers={**headers, **client.pop("headers", {})},
+        f"{front.url}{VS_API.format(ns=front.namespace)}/{VIRTUAL_SERVICE}",
+        content=json.dumps([{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 0}]),
+        headers={"Authorization": f"Bearer {front.token}", "Content-Type": JSON_PATCH},
         timeout=10,
-        **client,
     )
 
 
-def test_the_fake_api_refuses_all_weights_zero_exactly_as_istiod_does(
-    mesh_kube: LocalKube, primary_applied: list[dict[str, Any]]
+def test_the_watcher_tests_stand_in_refuses_all_weights_zero_exactly_as_istiod_does(
+    mesh_kube: LocalKube, istiod: Istiod
 ) -> None:
-    """The same patch to the real API server (istiod's webhook) and to the tests' stand-in."""
-    assert mesh_kube.pki is not None
-    pki = mesh_kube.pki
-    admin = ssl.create_default_context(cafile=str(pki.ca_cert))
-    admin.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
-    real = send_json_patch(mesh_kube.server, refused_route_patch(), verify=admin)
+    """tests/watcher's API front answers for Istio's webhook where istiod does not run: the
+    same patch, refused by istiod itself and by the stand-in, gets the same answer."""
+    front = KubeFront(mesh_kube).start()
+    try:
+        front.put(virtual_service(100, 0, namespace=front.namespace))
+        front.istio_webhook_stand_in = False
+        real = refuse_all_zero(front)
+        with istiod.webhook_unregistered():
+            front.istio_webhook_stand_in = True
+            stand_in = refuse_all_zero(front)
+        assert front.weights() == (100, 0), "nothing was stored"
+    finally:
+        front.stop()
     assert real.status_code == 400
     assert real.json()["message"] == (
         'admission webhook "validation.istio.io" denied the request: '
         "configuration is invalid: total destination weight = 0"
     )
-    fake_kube = FakeKubeAPI()
-    fake_kube.put(virtual_service(100, 0))
-    fake_kube.start()
-    try:
-        fake = send_json_patch(
-            fake_kube.url, refused_route_patch(), headers={"Authorization": f"Bearer {TOKEN}"}
-        )
-    finally:
-        fake_kube.stop()
-    assert (fake.status_code, fake.json()) == (real.status_code, real.json())
+    assert (stand_in.status_code, stand_in.json()) == (real.status_code, real.json())
 
 
 async def test_a_virtual_service_istio_refuses_is_reported_invalid(
