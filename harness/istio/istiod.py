@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.istio.binaries import istio_bin_dir
 from harness.kube import LocalKube
-from harness.kube.pki import _signed
+from harness.kube.pki import signed
 from harness.ports import free_port
 from harness.processes import ManagedProcess
 from istio_burst.core.processes import answers_200
@@ -91,7 +91,7 @@ class Istiod:
         assert self.kube.pki is not None, "start the LocalKube first"
         pki_dir = self.workdir / "pki"
         pki_dir.mkdir(parents=True, exist_ok=True)
-        cert = _signed(
+        cert = signed(
             pki_dir,
             "istiod",
             "/CN=istiod.istio-system.svc",
