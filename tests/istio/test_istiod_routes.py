@@ -83,6 +83,18 @@ def route_after(proxy: EnvoyProxy, version: str | None) -> tuple[str, dict[str, 
         time.sleep(0.05)
 
 
+def settled_route(proxy: EnvoyProxy, quiet: float = 1.0) -> tuple[str, dict[str, Any]]:
+    """The route once istiod has stopped pushing what the set-up wrote (no new version for
+    `quiet` s), so that the next version is the answer to the next write."""
+    held = route_after(proxy, None)
+    while True:
+        time.sleep(quiet)
+        now = route_after(proxy, None)
+        if now[0] == held[0]:
+            return now
+        held = now
+
+
 def expected(weights: Weights) -> dict[str, int]:
     """istiod leaves out a destination of weight 0."""
     return {subset: w for subset, w in weights.as_dict().items() if w}
@@ -91,7 +103,7 @@ def expected(weights: Weights) -> dict[str, int]:
 async def test_each_watcher_write_reaches_the_frontends_proxy_in_one_push(
     frontend_proxy: EnvoyProxy, actuator: IstioActuator
 ) -> None:
-    version, route = route_after(frontend_proxy, None)
+    version, route = settled_route(frontend_proxy)
     assert subset_weights(route) == {"primary": 100}
     for desired in (
         Weights(90, 10),
@@ -120,7 +132,7 @@ def served_by(proxy: EnvoyProxy, requests: int) -> Counter[str]:
 async def test_envoy_configured_by_istiod_splits_real_requests_by_the_watchers_weights(
     frontend_proxy: EnvoyProxy, actuator: IstioActuator
 ) -> None:
-    version, _ = route_after(frontend_proxy, None)
+    version, _ = settled_route(frontend_proxy)
     for desired in (Weights(0, 100), Weights(70, 30), Weights(100, 0)):
         seen = await actuator.read()
         if seen.weights != desired:
