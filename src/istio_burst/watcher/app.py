@@ -31,21 +31,30 @@ log = logging.getLogger(__name__)
 
 
 def build_actuator(settings: WatcherSettings) -> Actuator:
-    # Imported by name: the istio one pulls in the kubernetes client (~0.6 s), needless locally.
+    # Imported by name: the Kubernetes ones pull in the kubernetes client (~0.6 s), needless
+    # locally.
     actuator: Actuator
+    kube = {
+        "context": settings.kube_context,
+        "kubeconfig": settings.kubeconfig,
+        "timeout": settings.write_timeout,
+    }
     if settings.actuator == "haproxy":
         actuator = HAProxyActuator(
             settings.haproxy_runtime_api, settings.haproxy_backend, settings.write_timeout
         )
+    elif settings.actuator == "gateway-api":
+        gateway_api = importlib.import_module("istio_burst.watcher.actuators.gateway_api")
+        actuator = gateway_api.GatewayAPIActuator(
+            settings.namespace,
+            settings.http_route,
+            primary_service=settings.primary_service,
+            burst_service=settings.burst_service,
+            **kube,
+        )
     else:
         istio = importlib.import_module("istio_burst.watcher.actuators.istio")
-        actuator = istio.IstioActuator(
-            settings.namespace,
-            settings.virtual_service,
-            context=settings.kube_context,
-            kubeconfig=settings.kubeconfig,
-            timeout=settings.write_timeout,
-        )
+        actuator = istio.IstioActuator(settings.namespace, settings.virtual_service, **kube)
     return DryRun(actuator) if settings.dry_run else actuator
 
 
@@ -84,6 +93,7 @@ def build_watcher(settings: WatcherSettings) -> Watcher:
         interval=settings.interval,
         max_backoff=settings.max_backoff,
         health=health,
+        acceptance_deadline=settings.acceptance_deadline,
     )
 
 

@@ -6,6 +6,8 @@ from the actuator, or the last known when the read fails or the actuator is bein
 read → decide → write at once, up to CONFLICT_RETRIES times. Then the round is committed once:
 the decision's memory (plus the change, if one was written), the weights now in force, and the
 actuator's failure count and back-off. The reporter gets the committed round; nothing flows back.
+What the data plane reports about the route (`acceptance.AcceptanceTracker`) is committed too: a
+route it refused, or did not accept in time, makes the next observation's burst unhealthy.
 
 Nothing that comes in (a reading, a health answer, an API error) ends the loop: each call is
 bounded by timeouts, every failure is classified and counted, and an unexpected exception is
@@ -22,8 +24,16 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from istio_burst.core.contracts import Weights
+from istio_burst.watcher.acceptance import AcceptanceTracker, Routing, with_route_health
 from istio_burst.watcher.actuators import Actuator, ActuatorError, ActuatorErrorKind
-from istio_burst.watcher.decide import NO_HEALTH_SIGNAL, Memory, Observation, Policy, decide
+from istio_burst.watcher.decide import (
+    NO_HEALTH_SIGNAL,
+    BurstHealth,
+    Memory,
+    Observation,
+    Policy,
+    decide,
+)
 from istio_burst.watcher.health import BurstHealthCheck
 from istio_burst.watcher.outcome import Applied, Outcome, Round
 from istio_burst.watcher.prometheus import PrometheusSource
@@ -47,6 +57,7 @@ class Watcher:
         interval: float,
         max_backoff: float,
         health: BurstHealthCheck | None = None,
+        acceptance_deadline: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
@@ -64,6 +75,7 @@ class Watcher:
         self.retry_at = 0.0  # no actuator call before this (back-off after failures)
         self.rounds = 0
         self.last_reading_kind = ""
+        self.acceptance = AcceptanceTracker(actuator.target, acceptance_deadline)
 
     @property
     def state(self) -> WatcherState:
@@ -91,7 +103,11 @@ class Watcher:
         at = self.clock()
         reading = await self.source.read(self.query)
         burst = await self.health.check() if self.health is not None else NO_HEALTH_SIGNAL
-        return Observation(at, reading, burst)
+        return Observation(at, reading, self._with_route_health(at, burst))
+
+    def _with_route_health(self, at: float, burst: BurstHealth) -> BurstHealth:
+        """A route its data plane refused, or did not accept in time, cannot carry burst."""
+        return with_route_health(burst, self.acceptance.route_health(at))
 
     async def _read_decide_apply(self, obs: Observation) -> Applied:
         if obs.at < self.retry_at:
@@ -113,15 +129,16 @@ class Watcher:
             decision = decide(self.policy, self.memory, obs, self.known)
             return Applied(Outcome.FAILED, self.known, decision, exc, "read")
         decision = decide(self.policy, self.memory, obs, seen.weights)
+        accepted = seen.acceptance
         if decision.weights == seen.weights and seen.exact:
-            return Applied(Outcome.UNCHANGED, seen.weights, decision)
+            return Applied(Outcome.UNCHANGED, seen.weights, decision, acceptance=accepted)
         try:
             await self.actuator.write(seen, decision.weights)
         except ActuatorError as exc:
             conflict = exc.kind is ActuatorErrorKind.CONFLICT
             outcome = Outcome.CONFLICT if conflict else Outcome.FAILED
-            return Applied(outcome, seen.weights, decision, exc, "write")
-        return Applied(Outcome.WRITTEN, seen.weights, decision)
+            return Applied(outcome, seen.weights, decision, exc, "write", acceptance=accepted)
+        return Applied(Outcome.WRITTEN, seen.weights, decision, acceptance=accepted)
 
     def _commit(self, obs: Observation, applied: Applied) -> Round:
         memory = applied.decision.memory
@@ -146,7 +163,12 @@ class Watcher:
             backoff,
             recovered_after,
             self.not_ready_reason(),
+            routing=self._commit_acceptance(obs.at, applied),
         )
+
+    def _commit_acceptance(self, at: float, applied: Applied) -> Routing:
+        wrote = applied.outcome is Outcome.WRITTEN
+        return self.acceptance.commit(at, applied.acceptance, wrote=wrote)
 
     def not_ready_reason(self) -> str:
         """Empty while ready: readings and writes succeed (fewer than MAX_FAILURES in a row)."""

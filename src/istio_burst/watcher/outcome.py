@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from istio_burst.core.contracts import Weights
-from istio_burst.watcher.actuators import ActuatorError
+from istio_burst.watcher.acceptance import Routing
+from istio_burst.watcher.actuators import Acceptance, ActuatorError
 from istio_burst.watcher.decide import Decision, Memory, Observation
 
 
@@ -28,6 +29,7 @@ class Applied:
     error: ActuatorError | None = None  # for FAILED and CONFLICT
     call: str = ""  # which call failed: "read" or "write"
     conflicts: tuple[ActuatorError, ...] = ()  # earlier attempts of this round, decided again
+    acceptance: Acceptance | None = None  # what the read reported about the data plane
 
     @property
     def after(self) -> Weights:
@@ -45,3 +47,4 @@ class Round:
     backoff: float  # seconds without actuator calls now (0: none)
     recovered_after: int  # failures in a row this round's success ended (0: none)
     not_ready: str  # why the watcher is not ready; empty when it is
+    routing: Routing | None = None  # whether what was written is in force

@@ -12,6 +12,7 @@ import time
 
 from istio_burst.core.settings import redact_url
 from istio_burst.watcher import metrics
+from istio_burst.watcher.acceptance import TROUBLE
 from istio_burst.watcher.actuators import ActuatorError
 from istio_burst.watcher.decide import Policy, verb
 from istio_burst.watcher.outcome import Outcome, Round
@@ -49,6 +50,7 @@ class Reporter:
         )
         self._last_reason = ""
         self._last_read_problem = ""
+        self._last_routing = ""
         metrics.MODE.labels(mode=policy.mode).set(1)
         for name, value in self.state.thresholds.items():
             metrics.THRESHOLD.labels(name=name).set(value)
@@ -64,6 +66,7 @@ class Reporter:
         self._decision(done)
         self._metrics(done)
         self._update_state(done)
+        self._routing(done)
         if self.publisher is not None:
             await self.publisher.publish(self.state)
 
@@ -183,3 +186,22 @@ class Reporter:
         s.read_failures = done.memory.failures
         s.write_failures = done.write_failures
         s.burst_health = {"healthy": obs.burst.healthy, "detail": obs.burst.detail}
+
+    def _routing(self, done: Round) -> None:
+        """Whether the written weights are in force: in the state, and logged when it changes."""
+        routing = done.routing
+        if routing is None:
+            return
+        self.state.routing = routing.as_dict()
+        if routing.state == self._last_routing:
+            return
+        self._last_routing = routing.state
+        trouble = routing.state in TROUBLE
+        log.log(
+            logging.WARNING if trouble else logging.INFO,
+            "%s is %s%s",
+            routing.target,
+            routing.state,
+            f": {routing.detail}" if routing.detail else "",
+            extra={"target": routing.target, "routing": routing.state, "cause": routing.detail},
+        )

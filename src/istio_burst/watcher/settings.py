@@ -26,6 +26,19 @@ KUBERNETES_QUERY = (
     'destination_service="worker-service.default.svc.cluster.local"}[1m]))'
 )
 
+# Istio ambient (ACTUATOR=gateway-api): no sidecars. ztunnel reports only TCP metrics; the
+# waypoint, which applies the HTTPRoute, reports istio_requests_total with reporter="waypoint" and
+# the standard labels (source_workload, source_workload_namespace, destination_service,
+# destination_service_name, destination_service_namespace, destination_workload, source_cluster,
+# destination_cluster, response_code, ...). The waypoint runs in the primary cluster and counts
+# every request it routes, to either Service: the Service asked for (worker-service) or the
+# backend it chose (worker-primary, worker-burst) may be named, so all three are matched.
+AMBIENT_QUERY = (
+    'sum(rate(istio_requests_total{reporter="waypoint",'
+    'source_workload="frontend-deployment",'
+    'destination_service_name=~"worker-service|worker-primary|worker-burst"}[1m]))'
+)
+
 # Local demo and docker-compose: the requests HAProxy, the local data plane, passed to the workers'
 # backend, as the sidecars count them in Kubernetes; scraped every second, so a 5 s window holds
 # 5 scrapes.
@@ -84,7 +97,10 @@ class WatcherSettings(HTTPServiceSettings):
     query: str = Field(
         KUBERNETES_QUERY,
         min_length=1,
-        description="PromQL giving the worker's request rate in req/s (local demo: "
+        description="PromQL giving the worker's request rate in req/s (default with "
+        "ACTUATOR=gateway-api: what Istio ambient's waypoint counts, "
+        + AMBIENT_QUERY
+        + "; local demo: "
         + LOCAL_QUERY
         + ")",
     )
@@ -142,10 +158,11 @@ class WatcherSettings(HTTPServiceSettings):
         3, ge=1, description="failures in a row (readings or writes) before reporting not-ready"
     )
 
-    actuator: Literal["istio", "haproxy"] = Field(
+    actuator: Literal["istio", "gateway-api", "haproxy"] = Field(
         "istio",
-        description="istio: patch the worker VirtualService; haproxy: set the server weights "
-        "through HAProxy's runtime API (the local demo and docker-compose)",
+        description="istio: patch the worker VirtualService (sidecar mode); gateway-api: patch "
+        "the worker HTTPRoute (Istio ambient, any Gateway API implementation); haproxy: set the "
+        "server weights through HAProxy's runtime API (the local demo and docker-compose)",
     )
     haproxy_runtime_api: str = Field(
         "",
@@ -160,10 +177,30 @@ class WatcherSettings(HTTPServiceSettings):
     )
     namespace: str = Field(
         default_factory=pod_namespace,
-        description="namespace of the VirtualService (default: the pod's own, else default)",
+        description="namespace of the VirtualService or HTTPRoute (default: the pod's own, "
+        "else default)",
     )
     virtual_service: str = Field(
         "worker-virtual-service", min_length=1, description="the worker's VirtualService"
+    )
+    http_route: str = Field(
+        "worker-route", min_length=1, description="gateway-api: the worker's HTTPRoute"
+    )
+    primary_service: str = Field(
+        "worker-primary",
+        min_length=1,
+        description="gateway-api: the Service of the primary side's workers (a backendRef)",
+    )
+    burst_service: str = Field(
+        "worker-burst",
+        min_length=1,
+        description="gateway-api: the Service of the burst side's workers (a backendRef)",
+    )
+    acceptance_deadline: float = Field(
+        30,
+        gt=0,
+        description="seconds a written route may stay not yet accepted by its controller "
+        "before traffic goes back to primary (gateway-api; the others report nothing)",
     )
     kube_context: str = Field(
         "", description="kubeconfig context to use (default: in-cluster, else current context)"
@@ -210,6 +247,13 @@ class WatcherSettings(HTTPServiceSettings):
         problem = thresholds_problem(self.low, self.high)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _ambient_query_for_routes(self) -> WatcherSettings:
+        # No sidecars in ambient mode: the default sidecar query would find nothing.
+        if self.actuator == "gateway-api" and "query" not in self.model_fields_set:
+            self.query = AMBIENT_QUERY
         return self
 
     @model_validator(mode="after")

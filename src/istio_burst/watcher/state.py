@@ -47,6 +47,9 @@ class WatcherState:
     write_failures: int = 0
     burst_health: dict[str, Any] = field(default_factory=lambda: {"healthy": None, "detail": ""})
     last_change: LastChange | None = None
+    # Whether the weights written are in force: {target, state: applied | pending | refused |
+    # not_accepted | unverified, detail, pending_for}
+    routing: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
