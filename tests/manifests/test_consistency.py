@@ -353,7 +353,9 @@ ISTIO_ACTUATOR = "istio_burst.watcher.actuators.istio"
 
 def test_the_role_grants_exactly_what_the_watcher_calls(primary: Rendered) -> None:
     actuator = importlib.import_module(ISTIO_ACTUATOR)
-    used = watcher_uses()
+    watcher = primary.get("Deployment", "istiowatcher-deployment")
+    env = literal_env(containers(watcher)[0])
+    used = watcher_uses(env["ACTUATOR"])
     virtual_service_verbs = {
         u.verb for u in used if (u.group, u.resource) == (actuator.GROUP, actuator.PLURAL)
     }
@@ -361,8 +363,6 @@ def test_the_role_grants_exactly_what_the_watcher_calls(primary: Rendered) -> No
     (role,) = primary.of_kind("Role")
     granted = grants(role)
     assert sorted(granted) == sorted(used), "the Role grants more or less than the code calls"
-    watcher = primary.get("Deployment", "istiowatcher-deployment")
-    env = literal_env(containers(watcher)[0])
     for verb in actuator.VERBS:
         assert granted[Use(actuator.GROUP, actuator.PLURAL, verb)] == [env["VIRTUAL_SERVICE"]]
 

@@ -15,7 +15,7 @@ import pytest
 
 from harness.kube import LocalKube
 from tests.manifests.clusters import Applied
-from tests.manifests.manifests import Rendered, namespace_of, pod_spec
+from tests.manifests.manifests import Rendered, containers, literal_env, namespace_of, pod_spec
 from tests.manifests.watcher_calls import ALL_VERBS, Use, grants, watcher_uses
 
 OTHER_NAMESPACES = ("kube-system", "elsewhere")
@@ -63,10 +63,13 @@ def watcher(deployed: Applied, primary: Rendered) -> Identity:
 
 @pytest.fixture(scope="module")
 def needed(primary: Rendered) -> dict[Use, list[str]]:
-    """Each permission the code uses, with the names the Role limits it to ([]: any name)."""
+    """Each permission the code uses (with the manifest's ACTUATOR), with the names the Role
+    limits it to ([]: any name)."""
     (role,) = primary.of_kind("Role")
     granted = grants(role)
-    return {use: granted.get(use, []) for use in watcher_uses()}
+    watcher = primary.get("Deployment", "istiowatcher-deployment")
+    actuator = literal_env(containers(watcher)[0])["ACTUATOR"]
+    return {use: granted.get(use, []) for use in watcher_uses(actuator)}
 
 
 def can_i(kube: LocalKube, who: Identity, check: Check) -> bool:

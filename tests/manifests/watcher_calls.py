@@ -15,11 +15,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from types import ModuleType
 from typing import Any
 
 from kubernetes import client
 
 WATCHER_PACKAGE = "istio_burst.watcher"
+ACTUATORS = f"{WATCHER_PACKAGE}.actuators"
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 # HTTP method -> RBAC verb, for a request naming one object / the collection.
 NAMED_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -65,8 +67,8 @@ def endpoint(api_class: str, method: str) -> tuple[str, str] | None:
 
 
 def use_of(http_method: str, path: str, constants: Mapping[str, Any]) -> Use:
-    """The permission a request needs. `{group}` and `{plural}` (CustomObjectsApi) are the
-    calling module's GROUP and PLURAL."""
+    """The permission a request needs. `{group}` and `{plural}` (CustomObjectsApi) are
+    `constants`' GROUP and PLURAL."""
     parts = path.strip("/").split("/")
     group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
     if rest[:2] == ["namespaces", "{namespace}"]:
@@ -82,7 +84,8 @@ def use_of(http_method: str, path: str, constants: Mapping[str, Any]) -> Use:
 
 
 def uses_in(source: str, constants: Mapping[str, Any]) -> set[Use]:
-    """Every permission the calls in one module's source need."""
+    """Every permission the calls in one module's source need (`constants`: the custom
+    object's GROUP and PLURAL)."""
     assert "call_api(" not in source and "param_serialize(" not in source, (
         "a raw API call: this scan cannot tell what it needs"
     )
@@ -101,13 +104,29 @@ def uses_in(source: str, constants: Mapping[str, Any]) -> set[Use]:
     return uses
 
 
-def watcher_uses() -> set[Use]:
-    """Every permission the watcher's code needs, over all its modules."""
+def actuator_module(actuator: str) -> ModuleType:
+    """The module of ACTUATOR=`actuator` ("istio", "gateway-api")."""
+    return importlib.import_module(f"{ACTUATORS}.{actuator.replace('-', '_')}")
+
+
+def watcher_uses(actuator: str) -> set[Use]:
+    """Every permission the watcher needs with ACTUATOR=`actuator`: the calls of all its modules
+    but the other actuators', its custom object being the actuator's GROUP and PLURAL."""
+    chosen = actuator_module(actuator)
+    custom_object = {"GROUP": chosen.GROUP, "PLURAL": chosen.PLURAL}
     package = importlib.import_module(WATCHER_PACKAGE)
     uses = set()
     for info in pkgutil.walk_packages(package.__path__, f"{WATCHER_PACKAGE}."):
         module = importlib.import_module(info.name)
-        uses |= uses_in(inspect.getsource(module), vars(module))
+        if (
+            module is not chosen
+            and info.name.startswith(f"{ACTUATORS}.")
+            and (
+                hasattr(module, "PLURAL")  # another actuator's object
+            )
+        ):
+            continue
+        uses |= uses_in(inspect.getsource(module), custom_object)
     return uses
 
 
