@@ -104,6 +104,8 @@ class LocalKube:
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
             "--authorization-mode=RBAC",
+            # As on real clusters: a privileged pod is PodSecurity's to refuse, per namespace.
+            "--allow-privileged=true",
             # The default plugins include PodSecurity, ServiceAccount, NamespaceLifecycle and the
             # admission webhooks; named here so a reader sees what is enforced.
             "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,"

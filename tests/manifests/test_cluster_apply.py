@@ -175,18 +175,17 @@ def test_every_workload_pod_is_admitted_under_restricted(
 def test_restricted_is_enforced_an_escalating_pod_is_refused(
     pod_namespaces: Clusters, primary: Rendered
 ) -> None:
-    # `privileged: true` itself is refused in every namespace here (kube-apiserver runs without
-    # --allow-privileged), so the pod asks for what PodSecurity judges: host network, privilege
-    # escalation, an added capability.
     pod = pod_of(primary.get("Deployment", "worker-deployment"), RESTRICTED)
     pod["spec"]["hostNetwork"] = True
     pod["spec"]["containers"][0]["securityContext"].update(
-        allowPrivilegeEscalation=True, capabilities={"add": ["NET_ADMIN"], "drop": ["ALL"]}
+        privileged=True,
+        allowPrivilegeEscalation=True,
+        capabilities={"add": ["NET_ADMIN"], "drop": ["ALL"]},
     )
     admitted, refusal = create_dry_run(pod_namespaces.primary, pod)
     assert admitted is None
     assert 'violates PodSecurity "restricted:latest": ' in refusal, refusal
-    for broken in ("host namespaces", "allowPrivilegeEscalation", "NET_ADMIN"):
+    for broken in ("privileged", "host namespaces", "allowPrivilegeEscalation", "NET_ADMIN"):
         assert broken in refusal, refusal
     # The same pod where nothing is enforced: the refusal above was PodSecurity's.
     pod["metadata"]["namespace"] = UNENFORCED
