@@ -145,4 +145,10 @@ def create_app(settings: FrontendSettings) -> Any:
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return hosts.guard(socket_guard(socketio.ASGIApp(sio, other_asgi_app=app), MAX_MESSAGE_BYTES))
+    return hosts.guard(
+        socket_guard(
+            socketio.ASGIApp(sio, other_asgi_app=app),
+            MAX_MESSAGE_BYTES,
+            settings.frequency_events_per_second,
+        )
+    )

@@ -25,14 +25,13 @@ import socketio
 
 from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.frontend import metrics
+from istio_burst.frontend.event_budget import FREQUENCY_EVENT, OVER_BUDGET_EVENT
 from istio_burst.frontend.frequency import FrequencyError, parse_frequency
 from istio_burst.frontend.hosts import OriginCheck
 from istio_burst.frontend.shared_frequency import FrequencyNotSharedError, SharedFrequency
-from istio_burst.frontend.throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 
-FREQUENCY_EVENT = "frequency"
 FREQUENCY_ERROR_EVENT = "frequency_error"
 ROUTING_EVENT = "routing"
 WATCHER_EVENT = "watcher"
@@ -95,18 +94,15 @@ class Pages:
         self._on_join = on_join
         self._on_leave = on_leave
         self._events_per_second = events_per_second
-        # Per page: its `frequency` event budget, and whether it was told it ran out.
-        self._budgets: dict[str, TokenBucket] = {}
-        self._told_limited: set[str] = set()
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on(FREQUENCY_EVENT, self._frequency)
+        sio.on(OVER_BUDGET_EVENT, self._over_budget)
 
     def frequency_payload(self) -> dict[str, float | bool]:
         return {"freq": self.shared.value, "max": self.maximum, "shared": self.shared.shared}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        self._budgets[sid] = TokenBucket(self._events_per_second)
         self.count += 1
         metrics.CONNECTED_PAGES.set(self.count)
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload(), to=sid)
@@ -119,16 +115,9 @@ class Pages:
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.count -= 1
         metrics.CONNECTED_PAGES.set(self.count)
-        self._budgets.pop(sid, None)
-        self._told_limited.discard(sid)
         self._on_leave(sid)
 
     async def _frequency(self, sid: str, *args: Any) -> None:
-        budget = self._budgets.get(sid)
-        if budget is not None and not budget.take():
-            await self._drop(sid)
-            return
-        self._told_limited.discard(sid)
         # No payload arrives as no argument; several as several: both are refused below.
         payload = args[0] if len(args) == 1 else (None if not args else list(args))
         try:
@@ -163,12 +152,9 @@ class Pages:
     async def announce_frequency(self) -> None:
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
 
-    async def _drop(self, sid: str) -> None:
-        """Over its budget: the event is dropped and counted; the page is told once per run."""
-        metrics.FREQUENCY_DROPPED.inc()
-        if sid in self._told_limited:
-            return
-        self._told_limited.add(sid)
+    async def _over_budget(self, sid: str, *_: Any) -> None:
+        """The page sent `frequency` events over its budget: they were dropped and counted as
+        they arrived (socket_guard.py); it is told once per run of drops."""
         detail = (
             f"more than {self._events_per_second:g} frequency changes a second from this page; "
             "the extra ones are dropped"
