@@ -86,6 +86,7 @@ class WireSocket:
         self.writer = writer
         self.texts: list[str] = []  # every text message the server sent, in order
         self.arrived = asyncio.Event()
+        self.ended = asyncio.Event()  # the server closed the connection
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
@@ -124,7 +125,7 @@ class WireSocket:
         return payload.decode() if first & 0x0F == 0x1 else ""
 
     async def _read(self, keep: bool) -> None:
-        with contextlib.suppress(EOFError, asyncio.IncompleteReadError, ConnectionError):
+        try:
             while True:
                 text = await self._next_text()
                 if text == "2":
@@ -132,6 +133,8 @@ class WireSocket:
                 elif keep and text.startswith("42"):
                     self.texts.append(text)
                     self.arrived.set()
+        except (EOFError, asyncio.IncompleteReadError, ConnectionError):
+            self.ended.set()
 
     def events(self, name: str) -> list[Any]:
         """The data of every `name` event received so far."""
