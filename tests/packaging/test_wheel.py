@@ -69,10 +69,10 @@ def test_the_wheel_carries_the_page_assets_and_the_demos_files(wheel: Path) -> N
     names = set(zipfile.ZipFile(wheel).namelist())
     for asset in VENDOR_FILES:
         assert f"istio_burst/frontend/static/vendor/{asset}" in names
-    for data in ("core/prometheus.yml", "demo/haproxy.cfg", "frontend/templates/index.html"):
+    for data in ("demo/prometheus.yml", "demo/haproxy.cfg", "frontend/templates/index.html"):
         if (PACKAGE / data).is_file():  # haproxy.cfg comes with the local data plane
             assert f"istio_burst/{data}" in names, data
-    assert "istio_burst/core/prometheus.yml" in names
+    assert "istio_burst/demo/prometheus.yml" in names
 
 
 async def test_the_installed_demo_runs_from_another_directory_and_bursts(
