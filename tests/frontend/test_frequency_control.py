@@ -21,8 +21,8 @@ from harness.metrics import metric_value
 from harness.processes import ManagedProcess
 from harness.procfs import cpu_seconds
 from harness.redis_server import RedisServer
-from istio_burst.frontend.driver import LoadDriver
-from istio_burst.frontend.throttle import SendCap
+from istio_burst.frontend.load.driver import LoadDriver
+from istio_burst.frontend.load.send_cap import SendCap
 from tests.frontend.raw_socket import RawPage, WireSocket, frame, socket_url
 
 CAP = 100

@@ -20,7 +20,7 @@ import pytest
 
 from harness.frontend import Page
 from harness.processes import ManagedProcess
-from istio_burst.frontend.assets import VENDOR_DIR, VENDOR_FILES
+from istio_burst.frontend.page.assets import VENDOR_DIR, VENDOR_FILES
 from tests.demo.conftest import demo_argv, demo_ports
 
 ROOT = Path(__file__).resolve().parents[2]

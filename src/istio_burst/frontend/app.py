@@ -22,19 +22,19 @@ from istio_burst.core.http_errors import (
 )
 from istio_burst.core.metrics import metrics_endpoint
 from istio_burst.core.redis import create_client, ping_reason
-from istio_burst.frontend.assets import STATIC_DIR, TEMPLATES_DIR, check_assets
-from istio_burst.frontend.driver import LoadDriver
-from istio_burst.frontend.feed import RedisFeed
-from istio_burst.frontend.hosts import AllowedHosts
-from istio_burst.frontend.pages import (
+from istio_burst.frontend.load.driver import LoadDriver
+from istio_burst.frontend.page.assets import STATIC_DIR, TEMPLATES_DIR, check_assets
+from istio_burst.frontend.page.hash_relay import RECEIVED_EVENT, HashRelay
+from istio_burst.frontend.page.hosts import AllowedHosts
+from istio_burst.frontend.page.pages import (
     MAX_MESSAGE_BYTES,
     Pages,
     create_socket_server,
 )
-from istio_burst.frontend.relay import RECEIVED_EVENT, HashRelay
-from istio_burst.frontend.scaleout import ScaleOut
+from istio_burst.frontend.page.socket_guard import socket_guard
+from istio_burst.frontend.replicas.redis_feed import RedisFeed
+from istio_burst.frontend.replicas.share import ScaleOut
 from istio_burst.frontend.settings import FrontendSettings
-from istio_burst.frontend.socket_guard import socket_guard
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from istio_burst.core.contracts import CALCULATION_CHANNEL
 from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
-from istio_burst.frontend.hosts import parse_hosts
+from istio_burst.frontend.page.hosts import parse_hosts
 
 # The name the driver's figures and metrics give the one PROCESSOR_URL.
 DEFAULT_TARGET = "default"

@@ -22,8 +22,8 @@ from istio_burst.core.contracts import (
 )
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error, subscribe_forever
 from istio_burst.frontend import metrics
-from istio_burst.frontend.pages import Pages
-from istio_burst.frontend.relay import HashRelay
+from istio_burst.frontend.page.hash_relay import HashRelay
+from istio_burst.frontend.page.pages import Pages
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from istio_burst.frontend.driver import LoadDriver
-from istio_burst.frontend.membership import Membership
+from istio_burst.frontend.load.driver import LoadDriver
+from istio_burst.frontend.replicas.membership import Membership
+from istio_burst.frontend.replicas.shared_frequency import SharedFrequency
 from istio_burst.frontend.settings import FrontendSettings
-from istio_burst.frontend.shared_frequency import SharedFrequency
 
 
 class ScaleOut:

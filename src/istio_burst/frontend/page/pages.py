@@ -2,7 +2,7 @@
 
 Events (python-socketio server, socket.io-client 4 on the page):
   page -> server  `frequency`        {"freq": <number>}           set the deployment's rate
-                  `received`         {"seq"}: the newest batch the page has handled (relay.py)
+                  `received`         {"seq"}: the newest batch the page has handled (hash_relay.py)
   server -> page  `frequency`        {"freq", "max"}              on connect and on changes,
                                      coalesced (ANNOUNCE_INTERVAL): the latest value wins
                   `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender):
@@ -12,7 +12,7 @@ Events (python-socketio server, socket.io-client 4 on the page):
                   `routing`          {"reported", "primary", "burst", "actuator", ...}
                                      the watcher's weights (routing_view), with its state
                   `watcher`          {"state": <the watcher's object or null>}
-                  `stats`            the load driver's figures, once a second (driver.py)
+                  `stats`            the load driver's figures, once a second (load/driver.py)
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import socketio
 
 from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.frontend import metrics
-from istio_burst.frontend.event_budget import FREQUENCY_EVENT, OVER_BUDGET_EVENT
-from istio_burst.frontend.frequency import FrequencyError, parse_frequency
-from istio_burst.frontend.hosts import OriginCheck
-from istio_burst.frontend.shared_frequency import FrequencyNotSharedError, SharedFrequency
+from istio_burst.frontend.page.event_budget import FREQUENCY_EVENT, OVER_BUDGET_EVENT
+from istio_burst.frontend.page.frequency_input import FrequencyError, parse_frequency
+from istio_burst.frontend.page.hosts import OriginCheck
+from istio_burst.frontend.replicas.shared_frequency import FrequencyNotSharedError, SharedFrequency
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Pages:
             "frequency requested", extra={"from": self.shared.value, "to": frequency, "page": sid}
         )
         # Every page on every replica (the sender too) is told when it comes back from Redis,
-        # by `announce_frequency`, at most every ANNOUNCE_INTERVAL (shared_frequency.py).
+        # by `announce_frequency`, at most every ANNOUNCE_INTERVAL (replicas/shared_frequency.py).
 
     async def announce_frequency(self) -> None:
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())

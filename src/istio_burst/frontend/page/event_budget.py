@@ -17,7 +17,6 @@ from collections.abc import Callable
 import orjson
 
 from istio_burst.frontend import metrics
-from istio_burst.frontend.throttle import TokenBucket
 
 FREQUENCY_EVENT = "frequency"
 # Stands in for the first dropped event of a run; a page that sends it itself has it dropped.
@@ -25,6 +24,25 @@ OVER_BUDGET_EVENT = "frequency_over_budget"
 # An Engine.IO MESSAGE carrying a socket.io EVENT, as the guard passes it on.
 _EVENT_PREFIX = "42"
 OVER_BUDGET_PACKET = _EVENT_PREFIX + orjson.dumps([OVER_BUDGET_EVENT]).decode()
+
+
+class TokenBucket:
+    """`rate` events a second on average, up to `rate` at once; beyond that, `take()` is False."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._tokens = rate
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 def event_name(packet: str) -> str | None:

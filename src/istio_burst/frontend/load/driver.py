@@ -23,9 +23,9 @@ import httpx
 
 from istio_burst.core.contracts import OUTCOME_FAILED, OUTCOME_OK, OUTCOME_SKIPPED
 from istio_burst.frontend import metrics
+from istio_burst.frontend.load.send_cap import SendCap
+from istio_burst.frontend.load.transport import KeepAliveTransport
 from istio_burst.frontend.settings import DEFAULT_TARGET
-from istio_burst.frontend.throttle import SendCap
-from istio_burst.frontend.transport import KeepAliveTransport
 
 log = logging.getLogger(__name__)
 

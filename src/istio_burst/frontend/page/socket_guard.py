@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from istio_burst.core.http_errors import error_response
 from istio_burst.frontend import metrics
-from istio_burst.frontend.event_budget import OVER_BUDGET_PACKET, PageBudget, PollingBudgets
+from istio_burst.frontend.page.event_budget import OVER_BUDGET_PACKET, PageBudget, PollingBudgets
 
 SOCKET_PATH = "/socket.io/"
 # Engine.IO's base64 binary packet ("b…"), and socket.io's BINARY_EVENT / BINARY_ACK sent in an
