@@ -17,17 +17,20 @@ Events (python-socketio server, socket.io-client 4 on the page):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import socketio
 
-from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
+from istio_burst.core.background import BackgroundTasks
+from istio_burst.core.contracts import PageStats
 from istio_burst.frontend import metrics
 from istio_burst.frontend.page.event_budget import FREQUENCY_EVENT, OVER_BUDGET_EVENT
 from istio_burst.frontend.page.frequency_input import FrequencyError, parse_frequency
 from istio_burst.frontend.page.hosts import OriginCheck
+from istio_burst.frontend.page.watcher_state import WatcherState, routing_view
 from istio_burst.frontend.replicas.shared_frequency import FrequencyNotSharedError, SharedFrequency
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,9 @@ STATS_EVENT = "stats"
 # A page only ever sends tiny `frequency` events: the most one socket.io message may carry, on
 # either transport (the guard in front of /socket.io/ and the server's websocket frame limit).
 MAX_MESSAGE_BYTES = 64 * 1024
+# Changes are announced to the pages at most this often (the newest value last): each
+# announcement is an event to every page, so a flood of changes must cost a bounded number.
+ANNOUNCE_INTERVAL = 0.1
 
 
 def create_socket_server(origin_check: OriginCheck) -> socketio.AsyncServer:
@@ -51,24 +57,6 @@ def create_socket_server(origin_check: OriginCheck) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
-
-
-def routing_view(state: dict[str, Any] | None) -> dict[str, Any]:
-    """What the Routing card shows: the weights as the watcher reports them, and who applies
-    them (`haproxy` locally, `istio` in Kubernetes); before any report, only that there is none.
-    """
-    if state is None:
-        return {"reported": False}
-    weights = state["weights"]  # checked by the feed
-    return {
-        "reported": True,
-        SUBSET_PRIMARY: weights[SUBSET_PRIMARY],
-        SUBSET_BURST: weights[SUBSET_BURST],
-        "actuator": state.get("actuator") or None,
-        "target": state.get("target") or None,
-        "dry_run": bool(state.get("dry_run", False)),
-        "at": state.get("at"),
-    }
 
 
 class Pages:
@@ -94,10 +82,19 @@ class Pages:
         self._on_join = on_join
         self._on_leave = on_leave
         self._events_per_second = events_per_second
+        self._news = asyncio.Event()
+        self._tasks = BackgroundTasks()
+        shared.on_change(self._news.set)
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on(FREQUENCY_EVENT, self._frequency)
         sio.on(OVER_BUDGET_EVENT, self._over_budget)
+
+    def start(self) -> None:
+        self._tasks.start(self._announce_loop(), "frequency-announcer")
+
+    async def stop(self) -> None:
+        await self._tasks.stop()
 
     def frequency_payload(self) -> dict[str, float | bool]:
         return {"freq": self.shared.value, "max": self.maximum, "shared": self.shared.shared}
@@ -146,11 +143,19 @@ class Pages:
         log.info(
             "frequency requested", extra={"from": self.shared.value, "to": frequency, "page": sid}
         )
-        # Every page on every replica (the sender too) is told when it comes back from Redis,
-        # by `announce_frequency`, at most every ANNOUNCE_INTERVAL (replicas/shared_frequency.py).
+        # Every page on every replica (the sender too) is told when it comes back from Redis.
 
-    async def announce_frequency(self) -> None:
-        await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
+    async def _announce_loop(self) -> None:
+        """The frequency, and whether it is shared, to every page after each change; at most
+        every ANNOUNCE_INTERVAL, the newest value last."""
+        while True:
+            await self._news.wait()
+            self._news.clear()
+            try:
+                await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
+            except Exception:  # a page that cannot be told must not stop the others being told
+                log.exception("could not announce the frequency")
+            await asyncio.sleep(ANNOUNCE_INTERVAL)
 
     async def _over_budget(self, sid: str, *_: Any) -> None:
         """The page sent `frequency` events over its budget: they were dropped and counted as
@@ -165,7 +170,7 @@ class Pages:
             to=sid,
         )
 
-    async def set_watcher(self, state: dict[str, Any] | None) -> None:
+    async def set_watcher(self, state: WatcherState | None) -> None:
         """The watcher's state (None: none reported yet), and the routing it reports."""
         self.watcher = {"state": state}
         routing = routing_view(state)
@@ -175,7 +180,7 @@ class Pages:
         await self.sio.emit(ROUTING_EVENT, routing)
         await self.sio.emit(WATCHER_EVENT, self.watcher)
 
-    async def set_stats(self, stats: dict[str, Any]) -> None:
-        self.stats = stats
+    async def set_stats(self, stats: PageStats) -> None:
+        self.stats = stats.model_dump()
         if self.count:
-            await self.sio.emit(STATS_EVENT, stats)
+            await self.sio.emit(STATS_EVENT, self.stats)
