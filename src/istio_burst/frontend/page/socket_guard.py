@@ -18,13 +18,13 @@ no ASGI app sees a frame before it is whole.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from urllib.parse import parse_qs
 
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from istio_burst.core.background import BackgroundTasks
 from istio_burst.core.http_errors import error_response
 from istio_burst.frontend import metrics
 from istio_burst.frontend.page.event_budget import OVER_BUDGET_PACKET, PageBudget, PollingBudgets
@@ -83,13 +83,12 @@ async def _websocket(
             if message["type"] == "websocket.disconnect":
                 return
 
-    reader = asyncio.create_task(read_ahead(), name="socket-read-ahead")
+    reader = BackgroundTasks()
+    reader.start(read_ahead(), "socket-read-ahead")
     try:
         await app(scope, inbox.get, send)
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await reader.stop()
 
 
 class _Inbox:
