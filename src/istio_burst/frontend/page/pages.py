@@ -12,7 +12,7 @@ Events (python-socketio server, socket.io-client 4 on the page):
                   `routing`          {"reported", "primary", "burst", "actuator", ...}
                                      the watcher's weights (routing_view), with its state
                   `watcher`          {"state": <the watcher's object or null>}
-                  `stats`            the load driver's figures, once a second (load/driver.py)
+                  `stats`            a PageStats (core/contracts.py), once a second
 """
 
 from __future__ import annotations
