@@ -23,7 +23,7 @@ import httpx
 from bench.table import Row
 from harness.redis_server import RedisServer
 from harness.services import start_worker
-from istio_burst.frontend.transport import KeepAliveTransport
+from istio_burst.frontend.load.transport import KeepAliveTransport
 
 BODY = b'{"str": "bench"}'
 # At 1,000 req/s the driver has 1 ms of one core per request for everything it does.

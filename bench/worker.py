@@ -8,9 +8,12 @@ BENCH_WORKER_SECONDS (default 15, or the first argument) is each run's length, a
 BENCH_WORKER_CONNECTIONS (default 64,8) the loads. Published messages are checked against the
 worker's own count of 200s (wrk does not count requests still in flight when it stops).
 
-Two more rows say what two choices cost: the same worker on uvicorn's plain httptools protocol,
-without the HTTP limits of core/http_limits.py (c=64, run after the others), and
-prometheus_client's histograms, timed in this process and set against the measured request rate.
+More rows say what three choices cost: the same worker on uvicorn's plain httptools protocol,
+without the HTTP limits of core/http_limits.py, and on uvicorn's h11 protocol, the supported
+ground those limits could stand on instead (h11 bounds the header bytes itself, 16 KiB; the
+header count, the deadlines and the websocket cap it does not have) (c=64, run after the
+others); and prometheus_client's histograms, timed in this process and set against the
+measured request rate.
 """
 
 from __future__ import annotations
@@ -46,15 +49,30 @@ ISSUE_11_NODE_BEST = 2300
 ISSUE_11_FACTOR = 2.5
 HISTOGRAM_OBSERVATIONS_PER_REQUEST = 2  # hash time and publish time (batch sizes: far fewer)
 
-# `istio-burst worker`, except on uvicorn's own httptools protocol: what the HTTP limits cost.
-PLAIN_PROTOCOL_WORKER = """\
+# `istio-burst worker`, except on one of uvicorn's own protocols: what the HTTP limits cost.
+UVICORN_PROTOCOL_WORKER = """\
 import sys
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.{module} import {name} as Protocol
 from istio_burst.core.http_limits import LimitedHttpToolsProtocol
-LimitedHttpToolsProtocol.with_limits = classmethod(lambda cls, limits: HttpToolsProtocol)
+LimitedHttpToolsProtocol.with_limits = classmethod(lambda cls, limits: Protocol)
 from istio_burst.cli import main
 sys.exit(main(["worker"]))
 """
+# (row name, uvicorn module, protocol class, target)
+UVICORN_PROTOCOLS = (
+    (
+        "worker c=64, no HTTP limits",
+        "httptools_impl",
+        "HttpToolsProtocol",
+        "with limits: < 10 % fewer",
+    ),
+    (
+        "worker c=64, uvicorn's h11",
+        "h11_impl",
+        "H11Protocol",
+        "with limits on httptools: more (else limits on h11)",
+    ),
+)
 RSS_TARGET_MB = 100
 WARM_UP_SECONDS = 3
 
@@ -178,12 +196,14 @@ def run_wrk(url: str, script: Path, connections: int, seconds: int) -> WrkResult
     return parse_wrk(done.stdout)
 
 
-def start_plain_protocol_worker(server: RedisServer, workdir: Path) -> tuple[ManagedProcess, str]:
+def start_uvicorn_protocol_worker(
+    server: RedisServer, workdir: Path, module: str, name: str
+) -> tuple[ManagedProcess, str]:
     port = free_port()
     env = {"PORT": str(port), "HOST": "127.0.0.1", "REDIS_URL": server.host_port}
     env |= {"LOG_LEVEL": "WARNING", "CHANNEL": "calculation"}
-    argv = [sys.executable, "-c", PLAIN_PROTOCOL_WORKER]
-    proc = ManagedProcess(f"worker-plain-{port}", argv, workdir, env=env).start()
+    argv = [sys.executable, "-c", UVICORN_PROTOCOL_WORKER.format(module=module, name=name)]
+    proc = ManagedProcess(f"worker-{name}-{port}", argv, workdir, env=env).start()
     url = f"http://127.0.0.1:{port}"
     proc.wait_http_ok(url + "/")
     return proc, url
@@ -244,16 +264,16 @@ def main() -> list[Row]:
             subscriber.stop()
             proc.stop()
         try:
-            plain, plain_url = start_plain_protocol_worker(server, workdir)
-            try:
-                run_wrk(plain_url, script, 64, WARM_UP_SECONDS)
-                result = run_wrk(plain_url, script, 64, seconds)
-            finally:
-                plain.stop()
-            name = "worker c=64, no HTTP limits"
-            rate = f"{result.requests_per_second:,.0f}"
-            rows.append(Row(name, "req/s", rate, "with limits: < 10 % fewer"))
-            rows.append(Row(name, "p99", f"{result.p99_ms:.1f} ms"))
+            for name, module, protocol, target in UVICORN_PROTOCOLS:
+                other, other_url = start_uvicorn_protocol_worker(server, workdir, module, protocol)
+                try:
+                    run_wrk(other_url, script, 64, WARM_UP_SECONDS)
+                    result = run_wrk(other_url, script, 64, seconds)
+                finally:
+                    other.stop()
+                rate = f"{result.requests_per_second:,.0f}"
+                rows.append(Row(name, "req/s", rate, target))
+                rows.append(Row(name, "p99", f"{result.p99_ms:.1f} ms"))
         finally:
             server.stop()
     return rows

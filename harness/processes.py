@@ -1,4 +1,4 @@
-"""The tests' side of the process runner (`istio_burst.core.processes`, shared with the demo and
+"""The tests' side of the process runner (`istio_burst.demo.processes`, shared with the demo and
 the benchmarks): where the `istio-burst` command is, and a clear stop when a program is missing."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from istio_burst.core.processes import ManagedProcess
+from istio_burst.demo.processes import ManagedProcess
 
 __all__ = ["ISTIO_BURST", "ManagedProcess", "require_binary"]
 

@@ -1,7 +1,7 @@
 """A real Prometheus (Debian's package) on a free port, scraping the targets a test names
 (each series labelled `service=<name>`).
 
-Built on `istio_burst.core.prometheus_process` (the demo's launcher too). Stoppable and
+Built on `istio_burst.demo.prometheus` (the demo's launcher too). Stoppable and
 restartable on the same port with the same data, so a test can take Prometheus away and bring it
 back.
 """
@@ -16,7 +16,7 @@ import httpx
 
 from harness.ports import free_port
 from harness.processes import ManagedProcess, require_binary
-from istio_burst.core.prometheus_process import is_ready, prepare_config, prometheus_command
+from istio_burst.demo.prometheus import is_ready, prepare_config, prometheus_command
 
 
 class PrometheusServer:

@@ -22,7 +22,7 @@ from harness.kube import LocalKube
 from harness.kube.pki import signed
 from harness.ports import free_port
 from harness.processes import ManagedProcess
-from istio_burst.core.processes import answers_200
+from istio_burst.demo.processes import answers_200
 
 NAMESPACE = "istio-system"
 WEBHOOK_CONFIGURATION = "istio-burst-local-istiod"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from istio_burst.frontend.driver import LATE_LIMIT, LoadDriver
+from istio_burst.frontend.load.driver import LATE_LIMIT, LoadDriver
 from tests.frontend.raw_http import RawServer, echo_forever
 
 

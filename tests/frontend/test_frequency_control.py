@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import aiohttp
+import httpx
 import pytest
 
 from harness.frontend import Page, start_frontend
@@ -20,9 +21,9 @@ from harness.metrics import metric_value
 from harness.processes import ManagedProcess
 from harness.procfs import cpu_seconds
 from harness.redis_server import RedisServer
-from istio_burst.frontend.driver import LoadDriver
-from istio_burst.frontend.throttle import SendCap
-from tests.frontend.raw_socket import RawPage
+from istio_burst.frontend.load.driver import LoadDriver
+from istio_burst.frontend.load.send_cap import SendCap
+from tests.frontend.raw_socket import RawPage, WireSocket, frame, socket_url
 
 CAP = 100
 
@@ -180,6 +181,90 @@ async def test_301_changes_with_500_pages_open(
     finally:
         await asyncio.gather(*(p.close() for p in pages), return_exceptions=True)
     assert proc.alive()
+
+
+# Pages that keep the frontend busy: each acknowledges ACKS_PER_TICK times every LOAD_TICK s
+# (10,000 events a second in all, as 2,000 pages acknowledging at 5 a second).
+LOADING_PAGES = 200
+ACKS_PER_TICK = 5
+LOAD_TICK = 0.1
+BURST = 301
+EVENTS_PER_SECOND = 10  # FREQUENCY_EVENTS_PER_SECOND's default
+
+
+async def test_a_burst_is_cut_when_it_arrives_while_pages_saturate_the_frontend(
+    frontend: tuple[ManagedProcess, str],
+) -> None:
+    """301 changes in one write from one page, the frontend busy with other pages' events: at
+    most the page's budget is applied, the rest are dropped, counted and the page told, as
+    when the frontend is idle (the budget is spent when an event arrives, not when handled)."""
+    proc, url = frontend
+    loaders = [await WireSocket.open(url) for _ in range(LOADING_PAGES)]
+    acks = frame('42["received",{"seq":0}]') * ACKS_PER_TICK
+
+    async def keep_busy() -> None:
+        while True:
+            for page in loaders:
+                page.writer.write(acks)
+            await asyncio.sleep(LOAD_TICK)
+
+    load = asyncio.create_task(keep_busy())
+    sender = await WireSocket.open(url, keep=True)
+    try:
+        busy = await cpu_share(proc.pid, 2.0)
+        before = await asyncio.to_thread(
+            metric_value, url, "hashr_frontend_frequency_dropped_total"
+        )
+        sender.send(*(("frequency", {"freq": i % CAP + 1}) for i in range(BURST)))
+        burst_at = time.monotonic()
+        async with asyncio.timeout(30):
+            while not sender.events("frequency_error"):
+                sender.arrived.clear()
+                await sender.arrived.wait()
+        told_after = time.monotonic() - burst_at
+        assert sender.events("frequency_error")[0]["error"] == "rate_limited"
+        dropped = 0.0
+        async with asyncio.timeout(30):
+            while dropped < BURST - EVENTS_PER_SECOND - 2:
+                await asyncio.sleep(0.2)
+                dropped = (
+                    await asyncio.to_thread(
+                        metric_value, url, "hashr_frontend_frequency_dropped_total"
+                    )
+                    - before
+                )
+        counted_after = time.monotonic() - burst_at
+        print(
+            f"frontend busy at {busy:.2f} of a core; {dropped:g} of {BURST} dropped "
+            f"(counted by +{counted_after:.1f} s), the page told by +{told_after:.1f} s"
+        )
+        assert dropped <= BURST
+    finally:
+        load.cancel()
+        await asyncio.gather(load, return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in [sender, *loaders]), return_exceptions=True)
+    assert proc.alive()
+
+
+async def test_a_polling_page_has_the_same_budget(frontend: tuple[ManagedProcess, str]) -> None:
+    """Long-polling: 30 changes in one POST, then 30 more; at most the budget applied."""
+    _, url = frontend
+    polling = socket_url(url, "polling")
+    before = await asyncio.to_thread(metric_value, url, "hashr_frontend_frequency_dropped_total")
+    async with httpx.AsyncClient(timeout=10) as http:
+        opened = await http.get(polling)
+        sid = opened.text.partition('"sid":"')[2].partition('"')[0]
+        session = f"{polling}&sid={sid}"
+        assert (await http.post(session, content=b"40")).status_code == 200
+        changes = [b'42["frequency",{"freq":%d}]' % (i % CAP + 1) for i in range(30)]
+        for _ in range(2):
+            assert (await http.post(session, content=b"\x1e".join(changes))).text == "OK"
+        told = ""
+        async with asyncio.timeout(10):
+            while '"rate_limited"' not in told:
+                told += (await http.get(session)).text
+    dropped = await asyncio.to_thread(metric_value, url, "hashr_frontend_frequency_dropped_total")
+    assert 60 - EVENTS_PER_SECOND - 2 <= dropped - before <= 60 - EVENTS_PER_SECOND
 
 
 def test_the_send_cap_lets_a_jittery_schedule_through_and_nothing_beyond() -> None:

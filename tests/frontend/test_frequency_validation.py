@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.frontend import Page, Stack
-from istio_burst.frontend.frequency import FrequencyError, parse_frequency
+from istio_burst.frontend.page.frequency_input import FrequencyError, parse_frequency
 
 RUNNING = 10.0
 

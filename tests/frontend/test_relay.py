@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.frontend import Page, Stack
 from istio_burst.core.contracts import HashMessage
-from istio_burst.frontend.relay import BEHIND_AFTER_BATCHES, HashRelay
+from istio_burst.frontend.page.hash_relay import BEHIND_AFTER_BATCHES, HashRelay
 
 
 class Recorder:

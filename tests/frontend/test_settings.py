@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.processes import ISTIO_BURST
-from istio_burst.frontend.assets import AssetsMissingError, check_assets
-from istio_burst.frontend.hosts import AllowedHosts, parse_hosts
+from istio_burst.frontend.page.assets import AssetsMissingError, check_assets
+from istio_burst.frontend.page.hosts import AllowedHosts, parse_hosts
 from istio_burst.frontend.settings import parse_origins, parse_processor_url
 
 

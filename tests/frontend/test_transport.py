@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from harness.ports import free_port
-from istio_burst.frontend.transport import KeepAliveTransport
+from istio_burst.frontend.load.transport import KeepAliveTransport
 from tests.frontend.raw_http import RawServer, echo_forever, ok_response, read_request
 
 

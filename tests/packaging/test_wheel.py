@@ -20,7 +20,7 @@ import pytest
 
 from harness.frontend import Page
 from harness.processes import ManagedProcess
-from istio_burst.frontend.assets import VENDOR_DIR, VENDOR_FILES
+from istio_burst.frontend.page.assets import VENDOR_DIR, VENDOR_FILES
 from tests.demo.conftest import demo_argv, demo_ports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,10 +69,10 @@ def test_the_wheel_carries_the_page_assets_and_the_demos_files(wheel: Path) -> N
     names = set(zipfile.ZipFile(wheel).namelist())
     for asset in VENDOR_FILES:
         assert f"istio_burst/frontend/static/vendor/{asset}" in names
-    for data in ("core/prometheus.yml", "demo/haproxy.cfg", "frontend/templates/index.html"):
+    for data in ("demo/prometheus.yml", "demo/haproxy.cfg", "frontend/templates/index.html"):
         if (PACKAGE / data).is_file():  # haproxy.cfg comes with the local data plane
             assert f"istio_burst/{data}" in names, data
-    assert "istio_burst/core/prometheus.yml" in names
+    assert "istio_burst/demo/prometheus.yml" in names
 
 
 async def test_the_installed_demo_runs_from_another_directory_and_bursts(

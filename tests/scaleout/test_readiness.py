@@ -17,7 +17,7 @@ from harness.frontend import Page, new_channel, start_frontend
 from harness.metrics import metric_value
 from harness.processes import ManagedProcess
 from harness.redis_server import RedisServer
-from istio_burst.frontend.shared_frequency import frequency_key
+from istio_burst.frontend.replicas.shared_frequency import frequency_key
 
 OWN_FREQUENCY = "7"  # the replica's FREQUENCY setting
 

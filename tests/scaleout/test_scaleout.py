@@ -18,7 +18,7 @@ from harness.browser import artifact, chromium
 from harness.frontend import Page
 from harness.metrics import metric_value
 from harness.redis_server import RedisServer
-from istio_burst.frontend.shared_frequency import frequency_key
+from istio_burst.frontend.replicas.shared_frequency import frequency_key
 from tests.scaleout.deployment import Deployment, RoundRobinProxy
 
 F = 60

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.processes import ISTIO_BURST
-from istio_burst.core.prometheus_process import CONFIG, prepare_config, prometheus_command
+from istio_burst.demo.prometheus import CONFIG, prepare_config, prometheus_command
 from istio_burst.watcher.settings import (
     AMBIENT_QUERY,
     KUBERNETES_QUERY,

@@ -6,15 +6,19 @@
   applied by the data plane (the Istio VirtualService, or HAProxy locally), never by the frontend.
 - The frontend counts its sends in FRONTEND_REQUESTS_METRIC (the page and bench read it; the
   watcher reads what the data plane counted).
+- Frontend replicas share the deployment's frequency as a `FrequencyChange` (published by a Redis
+  script with cjson, read back with the model) and their figures as `ReplicaFigures` (heartbeats);
+  each shows its pages a `PageStats` once a second.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CALCULATION_CHANNEL = "calculation"
 WATCHER_STATE_KEY = "istio-burst:watcher"
@@ -115,3 +119,87 @@ class Weights:
 
 PRIMARY_ONLY = Weights(100, 0)
 BURST_ONLY = Weights(0, 100)
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Self:
+        """The model from its JSON, or ContractError saying what is wrong."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise _broken(cls, exc) from exc
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Self:
+        """The model from fields read one by one (a Redis hash), or ContractError."""
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:
+            raise _broken(cls, exc) from exc
+
+
+def _broken(model: type[BaseModel], exc: ValidationError) -> ContractError:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "value"
+    return ContractError(f"bad {model.__name__}: {where}: {first['msg']}")
+
+
+class FrequencyChange(_Contract):
+    """The deployment's frequency and the version Redis gave it. Published on, and stored in,
+    `<channel>:frequency`; `freq` arrives as the text Redis holds (full precision), which the
+    model reads as a number."""
+
+    freq: float = Field(ge=0, allow_inf_nan=False)
+    version: int = Field(ge=0)
+
+
+class ReplicaFigures(_Contract):
+    """What one frontend replica reports in its heartbeat."""
+
+    achieved: float = 0.0
+    share: float = 0.0
+    in_flight: int = 0
+    pages: int = 0
+
+
+class ReplicaReport(ReplicaFigures):
+    id: str
+
+
+class TargetFigures(_Contract):
+    ok: int
+    failed: int
+    skipped: int
+    ok_rate: float
+    failed_rate: float
+    skipped_rate: float
+    error: str | None
+
+
+class DriverFigures(_Contract):
+    """The load driver's snapshot: its frequency (this replica's share), what it achieved."""
+
+    frequency: float
+    achieved: float
+    in_flight: int
+    max_in_flight: int
+    targets: dict[str, TargetFigures]
+
+
+class RedisStatus(_Contract):
+    up: bool
+    reason: str | None
+
+
+class PageStats(DriverFigures):
+    """The `stats` event: the deployment's frequency, achieved rate and pages (every replica's
+    figures summed), how many replicas, this replica's own figures and Redis' state."""
+
+    pages: int
+    replicas: int
+    replica: ReplicaReport
+    shared: bool
+    redis: RedisStatus

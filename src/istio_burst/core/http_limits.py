@@ -12,9 +12,17 @@ protocol with a few counters and one timer per connection (bench/worker.py measu
 - body not complete `body_timeout` s after the headers: 408 (or a plain close once the app
   answered), closed;
 - a new connection that sends nothing for `keepalive_timeout` s is closed, as uvicorn closes an
-  idle one between requests.
+  idle one between requests;
+- past `max_connections` open connections (websockets included), a new request gets 503 and
+  the connection is closed, and so does a new websocket handshake, before the upgrade: uvicorn's
+  own `limit_concurrency` is checked only after a handshake has been handed to the websocket
+  protocol, so it never refuses one. GET and HEAD on the probe and scrape paths (PROBE_PATHS)
+  are answered whatever the count: a full service is not a dead one, and a liveness probe that
+  got 503 would have it restarted, dropping every open page.
 
-The connection cap is uvicorn's own `limit_concurrency` (503 beyond it; see core/server.py).
+These hooks are uvicorn's httptools protocol's own methods, not a public API: pyproject.toml pins
+uvicorn to the minor version they were written for, and tests/core/test_http_limits.py fails
+when uvicorn stops calling any of them.
 """
 
 from __future__ import annotations
@@ -26,6 +34,11 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from istio_burst.core.http_errors import error_body
+from istio_burst.core.metrics import OVER_CAPACITY
+
+# Liveness and readiness probes of every service, and Prometheus' scrapes.
+PROBE_PATHS = frozenset({b"/", b"/_healthz", b"/healthz", b"/livez", b"/metrics"})
+_PROBE_METHODS = frozenset({b"GET", b"HEAD"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class HTTPLimits:
     header_timeout: float
     body_timeout: float
     keepalive_timeout: float
+    max_connections: int
 
 
 class _RefusedError(Exception):
@@ -56,6 +70,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0  # request line and headers parsed so far
         self._unparsed_bytes = 0  # bytes fed while the headers were still incomplete
         self._header_count = 0
+        self._websocket = False  # the request being parsed asks for a websocket
         self._refusal: tuple[int, str] | None = None
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -99,6 +114,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._phase = _HEADERS
         self._header_bytes = self._unparsed_bytes = self._header_count = 0
+        self._websocket = False
         self._set_deadline(self.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
@@ -107,6 +123,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
+        if name.lower() == b"upgrade" and value.lower() == b"websocket":
+            self._websocket = True
         if self._header_count > self.limits.max_headers:
             self._refusal = (431, f"more than {self.limits.max_headers} headers")
             raise _RefusedError
@@ -114,6 +132,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        if self._over_capacity() and not self._is_probe():
+            OVER_CAPACITY.labels(kind="websocket" if self._websocket else "http").inc()
+            self._refusal = (503, self._full())
+            raise _RefusedError  # before uvicorn would hand a handshake to the websocket side
         self._phase = _BODY
         self._set_deadline(self.limits.body_timeout)
         super().on_headers_complete()
@@ -130,6 +152,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_bytes > self.limits.max_header_bytes:
             self._refusal = (431, self._too_many_bytes())
             raise _RefusedError
+
+    def _over_capacity(self) -> bool:
+        # Every open connection's protocol, this one and the websockets' included.
+        return len(self.connections) > self.limits.max_connections
+
+    def _full(self) -> str:
+        return f"more than {self.limits.max_connections} connections open; try again later"
+
+    def _is_probe(self) -> bool:
+        path = self.url.partition(b"?")[0]
+        return self.parser.get_method() in _PROBE_METHODS and path in PROBE_PATHS
 
     def _too_many_bytes(self) -> str:
         return f"request line and headers over {self.limits.max_header_bytes} bytes"

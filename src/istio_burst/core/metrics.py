@@ -13,6 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+OVER_CAPACITY = Counter(
+    "hashr_http_over_capacity",
+    "new requests (kind http) and websocket handshakes (kind websocket) answered 503 because "
+    "more than MAX_CONNECTIONS connections were open",
+    ["kind"],
+)
+
 
 def metrics_response(registry: CollectorRegistry = REGISTRY) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -73,6 +73,10 @@ async def subscribe_forever(
     When Redis goes away the subscription is re-established with capped exponential backoff
     (so it is back within ~`max_backoff` s of Redis returning). `on_state(up, reason)` reports each
     change. Runs until cancelled.
+
+    Not redis-py's own retrying of a PubSub: it re-subscribes by itself, but only inside a
+    blocked read, so nothing would learn that Redis is away (the page's "Redis is up", a
+    replica's refusal to share changes it cannot share) or re-read what it missed meanwhile.
     """
     channel_list = list(channels)
     backoff = 0.05

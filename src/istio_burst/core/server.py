@@ -41,8 +41,9 @@ def without_api_docs(app: ASGIApp) -> ASGIApp:
 def serve(app: ASGIApp, settings: HTTPServiceSettings, *, proxy_headers: bool = True) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting, finish in-flight requests, return.
 
-    Every connection lives within the settings' HTTP limits (core/http_limits.py); past
-    MAX_CONNECTIONS open connections, uvicorn answers new requests 503. uvicorn installs the
+    Every connection lives within the settings' HTTP limits (core/http_limits.py), the cap on
+    open connections included (uvicorn's `limit_concurrency` would miss websocket handshakes and
+    refuse probes). uvicorn installs the
     signal handlers; logging was configured by the caller (log_config=None).
     `proxy_headers=False` skips uvicorn's X-Forwarded-* handling, for services that never look
     at the client's address or scheme (it costs a few percent per request).
@@ -53,6 +54,7 @@ def serve(app: ASGIApp, settings: HTTPServiceSettings, *, proxy_headers: bool = 
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
         keepalive_timeout=settings.keepalive_timeout,
+        max_connections=settings.max_connections,
     )
     config = uvicorn.Config(
         app if settings.api_docs else without_api_docs(app),
@@ -60,7 +62,6 @@ def serve(app: ASGIApp, settings: HTTPServiceSettings, *, proxy_headers: bool = 
         port=settings.port,
         loop="uvloop",
         http=LimitedHttpToolsProtocol.with_limits(limits),
-        limit_concurrency=settings.max_connections,
         ws_max_size=settings.max_websocket_bytes,
         log_config=None,
         access_log=False,

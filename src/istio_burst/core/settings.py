@@ -99,7 +99,10 @@ class HTTPServiceSettings(ServiceSettings):
         5.0, gt=0, description="seconds an idle connection is kept open between requests"
     )
     max_connections: int = Field(
-        1000, ge=1, description="open connections (websockets included) before new requests get 503"
+        1000,
+        ge=1,
+        description="open connections (websockets included) before new requests and websocket "
+        "handshakes get 503; probes and /metrics are still answered",
     )
     max_websocket_bytes: int = Field(
         64 * 1024,

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from istio_burst.core.prometheus_process import is_ready, prepare_config, prometheus_command
 from istio_burst.demo import haproxy, mesh, redis_server
+from istio_burst.demo.prometheus import is_ready, prepare_config, prometheus_command
 from istio_burst.demo.settings import DemoSettings as Settings
 from istio_burst.demo.supervisor import (
     Component,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from istio_burst.core.processes import ManagedProcess, answers_200
+from istio_burst.demo.processes import ManagedProcess, answers_200
 
 
 class DemoError(Exception):

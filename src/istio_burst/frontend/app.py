@@ -1,4 +1,11 @@
-"""The frontend as one ASGI app: socket.io in front, FastAPI (page, probes, metrics) behind it."""
+"""The frontend as one ASGI app: socket.io in front, FastAPI (page, probes, metrics) behind it.
+
+How a slider move flows, one way: a page's `frequency` event (page/pages.py) -> the shared
+frequency, written to Redis (replicas/shared_frequency.py) -> back on the replica's one Redis
+subscription (replicas/subscription.py) -> this replica's share of the load (replicas/share.py,
+load/driver.py) and the announcement to its pages (page/pages.py). Each part registers with
+what it listens to when it is built, so nothing is wired before it exists.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import jinja2
 import socketio
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from istio_burst.core.background import BackgroundTasks
+from istio_burst.core.contracts import RedisStatus
 from istio_burst.core.http_errors import (
     JSONBytesResponse,
     install_error_handlers,
@@ -22,25 +30,22 @@ from istio_burst.core.http_errors import (
 )
 from istio_burst.core.metrics import metrics_endpoint
 from istio_burst.core.redis import create_client, ping_reason
-from istio_burst.frontend.assets import STATIC_DIR, TEMPLATES_DIR, check_assets
-from istio_burst.frontend.driver import LoadDriver
-from istio_burst.frontend.feed import RedisFeed
-from istio_burst.frontend.hosts import AllowedHosts
-from istio_burst.frontend.pages import (
-    MAX_MESSAGE_BYTES,
-    Pages,
-    create_socket_server,
-)
-from istio_burst.frontend.relay import RECEIVED_EVENT, HashRelay
-from istio_burst.frontend.scaleout import ScaleOut
+from istio_burst.frontend.load.driver import LoadDriver
+from istio_burst.frontend.page.assets import STATIC_DIR, check_assets, render_page
+from istio_burst.frontend.page.hash_relay import RECEIVED_EVENT, HashRelay
+from istio_burst.frontend.page.hosts import AllowedHosts
+from istio_burst.frontend.page.pages import MAX_MESSAGE_BYTES, Pages, create_socket_server
+from istio_burst.frontend.page.socket_guard import socket_guard
+from istio_burst.frontend.page.watcher_state import WatcherStateFeed
+from istio_burst.frontend.replicas.membership import Membership
+from istio_burst.frontend.replicas.share import ReplicaShare
+from istio_burst.frontend.replicas.shared_frequency import SharedFrequency
+from istio_burst.frontend.replicas.subscription import RedisSubscription
 from istio_burst.frontend.settings import FrontendSettings
-from istio_burst.frontend.socket_guard import socket_guard
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 1.0
-# The page measures the primary/burst split over this many seconds of received hashes.
-MEASURED_SPLIT_SECONDS = 10
 
 # Everything the page loads is served from here; the socket connects back to the same origin.
 CONTENT_SECURITY_POLICY = (
@@ -49,67 +54,50 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def render_page(settings: FrontendSettings) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["shortnum"] = lambda number: f"{number:g}"  # 100.0 -> 100
-    return env.get_template("index.html").render(
-        max_frequency=settings.max_frequency,
-        frequency=settings.frequency,
-        split_seconds=MEASURED_SPLIT_SECONDS,
-    )
-
-
 def create_app(settings: FrontendSettings) -> Any:
     """The ASGI app; raises AssetsMissingError when the npm-built assets are not there."""
     check_assets()
     page = render_page(settings)
     client = create_client(settings.redis_url)
+    subscription = RedisSubscription(settings.redis_url)
+
     driver = LoadDriver(
-        settings.target_url, timeout=settings.request_timeout, max_in_flight=settings.max_in_flight
+        settings.processor_url,
+        timeout=settings.request_timeout,
+        max_in_flight=settings.max_in_flight,
     )
+    shared = SharedFrequency(client, settings.channel, subscription, initial=settings.frequency)
+    membership = Membership(client, settings.channel)
+    share = ReplicaShare(shared, membership, driver)
+
     hosts = AllowedHosts(settings.hosts)
     sio = create_socket_server(hosts.origin_check(settings.origins))
-    relay = HashRelay(
-        sio,
-        window=settings.batch_window,
-        per_batch=settings.hashes_per_batch,
-    )
+    relay = HashRelay(sio, window=settings.batch_window, per_batch=settings.hashes_per_batch)
+    subscription.on_message(settings.channel, relay.published)
     sio.on(RECEIVED_EVENT, relay.received)
-    # The pages are told of every change of the shared frequency (`pages` is bound just below).
-    scale = ScaleOut(settings, client, driver, announce=lambda: pages.announce_frequency())  # noqa: PLW0108
     pages = Pages(
         sio,
-        scale.shared,
+        shared,
         settings.max_frequency,
         events_per_second=settings.frequency_events_per_second,
         on_join=relay.add_page,
         on_leave=relay.remove_page,
     )
-    feed = RedisFeed(settings.redis_url, client, settings.channel, relay=relay, pages=pages)
+    watcher = WatcherStateFeed(client, subscription, pages.set_watcher)
 
     async def publish_stats() -> None:
         while True:
             await asyncio.sleep(STATS_INTERVAL)
-            await pages.set_stats(
-                {
-                    **scale.stats(driver.snapshot(), pages.count),
-                    "redis": {"up": feed.up, "reason": feed.reason},
-                }
-            )
+            redis = RedisStatus(up=subscription.up, reason=subscription.reason)
+            await pages.set_stats(share.stats(driver.snapshot(), pages.count, redis))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        driver.start()
-        relay.start()
-        scale.start()
-        tasks = [
-            asyncio.create_task(feed.run(), name="redis-feed"),
-            asyncio.create_task(publish_stats(), name="stats"),
-        ]
+        stats = BackgroundTasks()
+        parts = (driver, relay, pages, shared, membership, subscription)
+        for part in parts:
+            part.start()
+        stats.start(publish_stats(), "stats")
         reason = await ping_reason(client)
         if reason:
             log.warning(
@@ -117,10 +105,12 @@ def create_app(settings: FrontendSettings) -> Any:
                 extra={"reason": reason},
             )
         yield
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await scale.stop()
+        await stats.stop()
+        await watcher.stop()
+        await subscription.stop()
+        await membership.stop()  # the others take over our share at once
+        await shared.stop()
+        await pages.stop()
         await relay.stop()
         await driver.stop(grace=settings.graceful_timeout)
         with contextlib.suppress(Exception):
@@ -140,9 +130,14 @@ def create_app(settings: FrontendSettings) -> Any:
 
     @app.get("/_healthz", summary="Readiness: 200 while Redis answers and F is loaded")
     async def readiness() -> Response:
-        reason = await ping_reason(client) or scale.not_ready_reason()
+        reason = await ping_reason(client) or share.not_ready_reason()
         return readiness_response(reason)
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return hosts.guard(socket_guard(socketio.ASGIApp(sio, other_asgi_app=app), MAX_MESSAGE_BYTES))
+    guarded = socket_guard(
+        socketio.ASGIApp(sio, other_asgi_app=app),
+        MAX_MESSAGE_BYTES,
+        settings.frequency_events_per_second,
+    )
+    return hosts.guard(guarded)

@@ -78,7 +78,10 @@ END_TO_END_SECONDS = Histogram(
 )
 BAD_MESSAGES = Counter(
     "hashr_frontend_bad_messages",
-    "Redis messages that broke their contract (bad hash or watcher state)",
+    "Redis messages that broke their contract (a bad hash, watcher state or frequency change), "
+    "by channel",
     ["channel"],
 )
-REDIS_UP = Gauge("hashr_frontend_redis_up", "1 while the Redis subscription is up, else 0")
+REDIS_UP = Gauge(
+    "hashr_frontend_redis_up", "1 while the replica's one Redis subscription is up, else 0"
+)

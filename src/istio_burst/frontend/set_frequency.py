@@ -12,9 +12,9 @@ import asyncio
 import sys
 
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, create_client, describe_error
-from istio_burst.frontend.frequency import FrequencyError, parse_frequency
+from istio_burst.frontend.page.frequency_input import FrequencyError, parse_frequency
+from istio_burst.frontend.replicas.shared_frequency import store_frequency
 from istio_burst.frontend.settings import FrontendSettings
-from istio_burst.frontend.shared_frequency import store_frequency
 
 
 async def set_frequency(settings: FrontendSettings, frequency: float) -> int:

@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from istio_burst.core.contracts import CALCULATION_CHANNEL
 from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
-from istio_burst.frontend.hosts import parse_hosts
+from istio_burst.frontend.page.hosts import parse_hosts
 
 # The name the driver's figures and metrics give the one PROCESSOR_URL.
 DEFAULT_TARGET = "default"
@@ -20,8 +20,8 @@ def parse_processor_url(value: str) -> str:
         raise ValueError("PROCESSOR_URL is empty")
     if "=" in value.split("://", 1)[0] or "," in value:
         raise ValueError(
-            "PROCESSOR_URL is one URL (the mesh's worker-service, or the local proxy); "
-            "the primary=<url>,burst=<url> form is gone: the data plane splits the requests"
+            "PROCESSOR_URL is one URL (the mesh's worker-service, or the local proxy), not "
+            "primary=<url>,burst=<url>: the data plane splits the requests between them"
         )
     return _http_url(value)
 
@@ -108,41 +108,41 @@ class FrontendSettings(HTTPServiceSettings):
         "room for a burst after a stall",
     )
     graceful_timeout: GracefulTimeout = 5.0
+    # The comma-separated settings as lists, split once.
+    _hosts: list[str] = PrivateAttr(default_factory=list)
+    _origins: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("processor_url")
     @classmethod
     def _check_processor_url(cls, value: str) -> str:
-        parse_processor_url(value)
-        return value.strip()
+        return parse_processor_url(value)
 
+    # Checked field by field, so a bad value is reported under its own name; kept as the
+    # normalized, comma-joined list the lists below are split from.
     @field_validator("allowed_hosts")
     @classmethod
     def _check_hosts(cls, value: str) -> str:
-        parse_hosts(value)
-        return value.strip()
+        return ",".join(parse_hosts(value))
 
     @field_validator("allowed_origins")
     @classmethod
     def _check_origins(cls, value: str) -> str:
-        parse_origins(value)
-        return value.strip()
+        return ",".join(parse_origins(value))
 
     @model_validator(mode="after")
-    def _frequency_within_max(self) -> Self:
+    def _split_lists_and_check_frequency(self) -> Self:
         if self.frequency > self.max_frequency:
             raise ValueError(
                 f"FREQUENCY {self.frequency:g} is over MAX_FREQUENCY {self.max_frequency:g}"
             )
+        self._hosts = self.allowed_hosts.split(",") if self.allowed_hosts else []
+        self._origins = self.allowed_origins.split(",") if self.allowed_origins else []
         return self
 
     @property
-    def target_url(self) -> str:
-        return parse_processor_url(self.processor_url)
-
-    @property
     def hosts(self) -> list[str]:
-        return parse_hosts(self.allowed_hosts)
+        return self._hosts
 
     @property
     def origins(self) -> list[str]:
-        return parse_origins(self.allowed_origins)
+        return self._origins

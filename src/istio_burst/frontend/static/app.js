@@ -1,6 +1,6 @@
 // The String Hashr page: one socket.io connection back to the frontend that served it.
 // Server events: frequency, frequency_error, hashes, routing, watcher, stats; the page sends
-// frequency and received (see pages.py).
+// frequency and received (see page/pages.py).
 "use strict";
 
 (() => {

@@ -21,11 +21,18 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from istio_burst.core.contracts import OUTCOME_FAILED, OUTCOME_OK, OUTCOME_SKIPPED
+from istio_burst.core.background import BackgroundTasks
+from istio_burst.core.contracts import (
+    OUTCOME_FAILED,
+    OUTCOME_OK,
+    OUTCOME_SKIPPED,
+    DriverFigures,
+    TargetFigures,
+)
 from istio_burst.frontend import metrics
+from istio_burst.frontend.load.send_cap import SendCap
+from istio_burst.frontend.load.transport import KeepAliveTransport
 from istio_burst.frontend.settings import DEFAULT_TARGET
-from istio_burst.frontend.throttle import SendCap
-from istio_burst.frontend.transport import KeepAliveTransport
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +68,9 @@ class LoadDriver:
         self._client: httpx.AsyncClient | None = None
         self._frequency = 0.0
         self._in_flight = 0
-        self._requests: set[asyncio.Task[None]] = set()
+        self._loop = BackgroundTasks()
+        self._requests = BackgroundTasks()
         self._waiter: asyncio.Future[bool] | None = None
-        self._task: asyncio.Task[None] | None = None
         # One target: the data plane in front of the workers decides which side serves.
         self.stats = {DEFAULT_TARGET: TargetStats()}
         # Parsed once: parsing the URL string again is a good part of httpx's cost per request.
@@ -92,18 +99,12 @@ class LoadDriver:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout), transport=KeepAliveTransport()
         )
-        self._task = asyncio.create_task(self._run(), name="load-driver")
+        self._loop.start(self._run(), "load-driver")
 
     async def stop(self, grace: float) -> None:
         """Stop sending; give requests in flight up to `grace` seconds, then close the client."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._requests:
-            await asyncio.wait(set(self._requests), timeout=grace)
-        for task in self._requests:
-            task.cancel()
-        await asyncio.gather(*self._requests, return_exceptions=True)
+        await self._loop.stop()
+        await self._requests.stop(grace)
         if self._client is not None:
             await self._client.aclose()
 
@@ -166,9 +167,7 @@ class LoadDriver:
             return
         self._in_flight += 1
         metrics.IN_FLIGHT.set(self._in_flight)
-        task = asyncio.create_task(self._send())
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
+        self._requests.start(self._send(), "request")
 
     async def _send(self) -> None:
         assert self._client is not None
@@ -203,11 +202,11 @@ class LoadDriver:
         self.stats[DEFAULT_TARGET].count(outcome, n)
         metrics.REQUESTS.labels(target=DEFAULT_TARGET, outcome=outcome).inc(n)
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> DriverFigures:
         """Totals and per-second rates since the previous snapshot (the pages' `stats` event)."""
         now = time.monotonic()
         elapsed = max(now - self._interval.at, 1e-6)
-        targets: dict[str, dict[str, object]] = {}
+        targets: dict[str, TargetFigures] = {}
         sent_rate = 0.0
         for name, stats in self.stats.items():
             before = self._interval.totals.get(name, (0, 0, 0))
@@ -217,25 +216,25 @@ class LoadDriver:
             ]
             sent_rate += rates[0] + rates[1]
             recent_error = stats.last_error_at is not None and rates[1] > 0
-            targets[name] = {
-                "ok": stats.ok,
-                "failed": stats.failed,
-                "skipped": stats.skipped,
-                "ok_rate": round(rates[0], 2),
-                "failed_rate": round(rates[1], 2),
-                "skipped_rate": round(rates[2], 2),
-                "error": stats.last_error if recent_error else None,
-            }
+            targets[name] = TargetFigures(
+                ok=stats.ok,
+                failed=stats.failed,
+                skipped=stats.skipped,
+                ok_rate=round(rates[0], 2),
+                failed_rate=round(rates[1], 2),
+                skipped_rate=round(rates[2], 2),
+                error=stats.last_error if recent_error else None,
+            )
             self._interval.totals[name] = (stats.ok, stats.failed, stats.skipped)
         self._interval.at = now
         metrics.ACHIEVED_RATE.set(sent_rate)
-        return {
-            "frequency": self._frequency,
-            "achieved": round(sent_rate, 2),
-            "in_flight": self._in_flight,
-            "max_in_flight": self.max_in_flight,
-            "targets": targets,
-        }
+        return DriverFigures(
+            frequency=self._frequency,
+            achieved=round(sent_rate, 2),
+            in_flight=self._in_flight,
+            max_in_flight=self.max_in_flight,
+            targets=targets,
+        )
 
 
 def _resolve(waiter: asyncio.Future[bool]) -> None:

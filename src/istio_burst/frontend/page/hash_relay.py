@@ -19,6 +19,7 @@ from typing import Any
 
 import socketio
 
+from istio_burst.core.background import BackgroundTasks
 from istio_burst.core.contracts import HashMessage
 from istio_burst.frontend import metrics
 
@@ -42,6 +43,10 @@ class Batch:
 
     def __post_init__(self) -> None:
         self.hashes = deque(maxlen=self.per_batch)
+
+    def published(self, data: bytes) -> None:
+        """A message on the hash channel (ContractError if it is not a hash)."""
+        self.add(HashMessage.decode(data))
 
     def add(self, message: HashMessage) -> None:
         self.hashes.append(
@@ -89,7 +94,7 @@ class HashRelay:
         self._acked: dict[str, int] = {}  # per page: the newest batch it says it has handled
         self._backlogs: dict[str, Batch] = {}
         self._work = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks()
 
     def add_page(self, sid: str) -> None:
         self._acked[sid] = self._seq
@@ -108,6 +113,10 @@ class HashRelay:
         """Batches sent since the newest one the page says it has handled."""
         return self._seq - self._acked[sid]
 
+    def published(self, data: bytes) -> None:
+        """A message on the hash channel (ContractError if it is not a hash)."""
+        self.add(HashMessage.decode(data))
+
     def add(self, message: HashMessage) -> None:
         self._pending.add(message)
         self._published.append(message.published_at)
@@ -115,12 +124,10 @@ class HashRelay:
         self._work.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hash-relay")
+        self._tasks.start(self._run(), "hash-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._tasks.stop()
 
     async def _run(self) -> None:
         while True:

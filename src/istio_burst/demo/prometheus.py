@@ -1,5 +1,5 @@
 """Running a real Prometheus for the local demo, the tests and the benchmarks (with
-`core.processes`).
+`demo.processes`).
 
 There is one Prometheus config, `prometheus.yml` beside this module, shipped in the package
 (docker-compose mounts the same file): a 1 s scrape of whatever `targets/*.json` beside it lists.
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import orjson
 
-from istio_burst.core.processes import answers_200
+from istio_burst.demo.processes import answers_200
 
-CONFIG = files("istio_burst.core") / "prometheus.yml"
+CONFIG = files("istio_burst.demo") / "prometheus.yml"
 
 
 def prepare_config(

@@ -1,31 +1,9 @@
-"""Bounding what pages can make the frontend do: a rate per page, and a cap on the requests
-sent in any one second."""
+"""The load's own bound: never more than F requests in any one second, whatever a page does."""
 
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
-from collections.abc import Callable
-
-
-class TokenBucket:
-    """`rate` events a second on average, up to `rate` at once; beyond that, `take()` is False."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self._clock = clock
-        self._tokens = rate
-        self._at = clock()
-
-    def take(self) -> bool:
-        now = self._clock()
-        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
 
 
 class SendCap:

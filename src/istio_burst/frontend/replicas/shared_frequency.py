@@ -1,19 +1,23 @@
 """One frequency for the whole deployment, kept in Redis and followed by every replica.
 
 The value lives in a Redis hash `<channel>:frequency` (fields `freq`, `version`); every change is
-made by one Lua script that bumps the version, stores the value and PUBLISHes it on the channel of
-the same name, so all replicas see the changes in the order Redis made them and settle on the
-value the key holds. Frontends relaying the same hash channel form one deployment.
+made by one Lua script that bumps the version, stores the value and PUBLISHes it (a
+`FrequencyChange`, encoded by cjson) on the channel of the same name, so all replicas see the
+changes in the order Redis made them and settle on the value the key holds. Frontends relaying
+the same hash channel form one deployment.
 
-- A replica (re)subscribes, then reads the key. The replica's last known value is written back
-  when the key is missing (a Redis restarted without persistence): the frequency is re-established
-  from the replicas' last known value, it never drops to 0. A replica that knows nothing yet
-  seeds it with its FREQUENCY setting.
+- Each time the replica's subscription is (re)established it reads the key. The replica's last
+  known value is written back when the key is missing (a Redis restarted without persistence):
+  the frequency never drops to 0 because Redis lost it. A replica that knows nothing yet seeds it
+  with its FREQUENCY setting.
 - Until that first read the replica is not ready; while Redis is away the last known value stays
   in force and `request()` refuses changes with `FrequencyNotSharedError`.
-- A page's request is not applied locally: it goes to Redis and comes back through the
-  subscription, like everyone else's. Requests are coalesced (one write in flight, then the
-  newest), so a flood of events costs a bounded number of writes.
+- A request is not applied locally: it goes to Redis and comes back through the subscription,
+  like everyone else's, so every replica applies the same changes in the same order. Requests
+  are coalesced (one write in flight, then the newest), so a flood costs a bounded number of
+  writes.
+- Listeners (this replica's driver share and its pages) are called at once on every change of
+  the value or of whether it is shared.
 """
 
 from __future__ import annotations
@@ -21,23 +25,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-import orjson
 import redis.asyncio as aioredis
 
-from istio_burst.core.contracts import ContractError
-from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error, subscribe_forever
+from istio_burst.core.background import BackgroundTasks
+from istio_burst.core.contracts import ContractError, FrequencyChange
+from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error
 from istio_burst.frontend import metrics
+from istio_burst.frontend.replicas.subscription import RedisSubscription
 
 log = logging.getLogger(__name__)
 
 # Bump the version, store, publish: one atomic step, so the publish order is the store order.
+# `freq` is published as the text stored (ARGV[1], a Python float's repr): cjson would round a
+# number to 14 digits, and then the published value and the stored one could differ.
 _SET = """
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'freq', ARGV[1])
-redis.call('PUBLISH', KEYS[1], '{"freq":' .. ARGV[1] .. ',"version":' .. version .. '}')
+redis.call('PUBLISH', KEYS[1], cjson.encode({freq = ARGV[1], version = version}))
 return version
 """
 # Put our last known value back if the key is gone, then answer what the key holds.
@@ -48,12 +54,7 @@ end
 return redis.call('HMGET', KEYS[1], 'freq', 'version')
 """
 
-OnChange = Callable[[float], None]
-Announce = Callable[[], Awaitable[None]]
-# Changes are announced to the pages at most this often (the newest value last): a flood of
-# changes costs the pages a bounded number of events (10 a second; issue 13 found 301 changes
-# with 2,000 pages open pegging a core when each was broadcast).
-ANNOUNCE_INTERVAL = 0.1
+Listener = Callable[[], None]
 # A replica writes a change to Redis at most this often (the newest wanted value): a flood from
 # its pages costs Redis and every replica at most 1 / WRITE_INTERVAL changes per second.
 WRITE_INTERVAL = 0.02
@@ -72,40 +73,23 @@ async def store_frequency(client: aioredis.Redis, channel: str, frequency: float
     return int(await client.eval(_SET, 1, frequency_key(channel), repr(float(frequency))))
 
 
-def decode_change(data: bytes | str) -> tuple[float, int]:
-    """A published change `{"freq": <number>, "version": <int>}` -> (freq, version)."""
-    try:
-        change = orjson.loads(data)
-        freq, version = float(change["freq"]), int(change["version"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ContractError(f"frequency change is not {{freq, version}}: {exc}") from exc
-    if not math.isfinite(freq) or freq < 0:
-        raise ContractError(f"frequency change {freq!r} is not a rate")
-    return freq, version
-
-
-def decode_stored(stored: list[bytes | None]) -> tuple[float, int]:
-    """HMGET freq version -> (freq, version)."""
+def decode_stored(stored: list[bytes | None]) -> FrequencyChange:
+    """HMGET freq version -> the change it holds."""
     raw_freq, raw_version = stored
     if raw_freq is None or raw_version is None:
         raise ContractError(f"frequency key lacks a field: {stored!r}")
-    return decode_change(b'{"freq":%s,"version":%s}' % (raw_freq, raw_version))
+    return FrequencyChange.from_fields({"freq": raw_freq, "version": raw_version})
 
 
 class SharedFrequency:
     def __init__(
         self,
-        url: str,
         client: aioredis.Redis,
         channel: str,
+        subscription: RedisSubscription,
         *,
         initial: float,
-        on_change: OnChange,
-        announce: Announce,
     ) -> None:
-        """`on_change(freq)` is called at once on every change (the driver); `announce()` soon
-        after, coalesced (the pages: the value, and whether changes can be shared)."""
-        self._url = url
         self._client = client
         self.key = frequency_key(channel)
         self.value = initial
@@ -113,31 +97,31 @@ class SharedFrequency:
         self.version = 0
         self.loaded = False  # read from Redis at least once: the replica may serve
         self.shared = False  # subscribed now: changes reach every replica
-        self.reason: str | None = "not subscribed yet"
-        self._on_change = on_change
-        self._announce = announce
+        self._subscription = subscription
+        self._listeners: list[Listener] = []
         self._wanted: float | None = None
         self._writing = False
         self._written = 0  # the version our last write made (its echo may still be on the way)
         self._wake = asyncio.Event()
-        self._news = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = BackgroundTasks()
         self._load: asyncio.Task[None] | None = None
         self._set = client.register_script(_SET)
         self._read = client.register_script(_LOAD)
+        subscription.on_message(self.key, self._published)
+        subscription.on_state(self._subscribed)
+
+    @property
+    def reason(self) -> str | None:
+        return self._subscription.reason
+
+    def on_change(self, listener: Listener) -> None:
+        self._listeners.append(listener)
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._subscribe(), name="frequency-subscription"),
-            asyncio.create_task(self._write_loop(), name="frequency-writer"),
-            asyncio.create_task(self._announce_loop(), name="frequency-announcer"),
-        ]
+        self._tasks.start(self._write_loop(), "frequency-writer")
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *([self._load] if self._load else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.stop()
 
     def request(self, frequency: float) -> bool:
         """Ask for a new deployment-wide frequency (already validated); applied when it comes
@@ -154,9 +138,6 @@ class SharedFrequency:
         self._wanted = frequency
         self._wake.set()
         return True
-
-    async def _subscribe(self) -> None:
-        await subscribe_forever(self._url, [self.key], self._on_message, self._on_state)
 
     async def _write_loop(self) -> None:
         while True:
@@ -177,24 +158,23 @@ class SharedFrequency:
                 self._writing = False
             await asyncio.sleep(WRITE_INTERVAL)
 
-    def _on_state(self, up: bool, reason: str | None) -> None:
-        self.reason = reason
+    def _subscribed(self, up: bool) -> None:
         if up:
             # Shared only once the key is read again (a restarted Redis may have lost it).
             if self._load is not None:
                 self._load.cancel()
-            self._load = asyncio.create_task(self._load_key(), name="frequency-load")
+            self._load = self._tasks.start(self._load_key(), "frequency-load")
         elif self.shared:
             self.shared = False
             metrics.FREQUENCY_SHARED.set(0)
-            self._news.set()
+            self._tell()
 
     async def _load_key(self) -> None:
         delay = 0.05
         while True:
             try:
                 stored = await self._read(keys=[self.key], args=[repr(self.value), self.version])
-                freq, version = decode_stored(stored)
+                change = decode_stored(stored)
                 break
             except REDIS_DOWN_ERRORS as exc:
                 log.warning("could not read the frequency", extra={"reason": describe_error(exc)})
@@ -205,43 +185,32 @@ class SharedFrequency:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
         # What the key holds now is the truth, whatever version we knew (Redis may be new).
-        self.version = version
-        self._written = min(self._written, version)
+        self.version = change.version
+        self._written = min(self._written, change.version)
         if not self.loaded:
-            log.info("frequency loaded", extra={"freq": freq, "version": version})
+            log.info("frequency loaded", extra={"freq": change.freq, "version": change.version})
         self.loaded = True
-        self._apply(freq, always=True)  # the driver starts even if F is what we assumed
         self.shared = True
         metrics.FREQUENCY_SHARED.set(1)
-        self._news.set()
+        self._apply(change.freq)
+        self._tell()  # the driver starts even if F is what we assumed
 
-    async def _on_message(self, _channel: str, data: bytes) -> None:
-        try:
-            freq, version = decode_change(data)
-        except ContractError as exc:
-            log.warning("ignored a bad frequency change", extra={"error": str(exc)})
-            return
-        if version <= self.version:
+    def _published(self, data: bytes) -> None:
+        change = FrequencyChange.decode(data)
+        if change.version <= self.version:
             return  # older than what we read
-        self.version = version
-        self._apply(freq)
+        self.version = change.version
+        if self._apply(change.freq):
+            self._tell()
 
-    def _apply(self, freq: float, *, always: bool = False) -> None:
-        if freq == self.value and not always:
-            return
-        if freq != self.value:
-            log.info("frequency changed", extra={"from": self.value, "to": freq})
+    def _apply(self, freq: float) -> bool:
+        if freq == self.value:
+            return False
+        log.info("frequency changed", extra={"from": self.value, "to": freq})
         self.value = freq
         metrics.DEPLOYMENT_FREQUENCY.set(freq)
-        self._on_change(freq)
-        self._news.set()
+        return True
 
-    async def _announce_loop(self) -> None:
-        while True:
-            await self._news.wait()
-            self._news.clear()
-            try:
-                await self._announce()
-            except Exception:  # a page that cannot be told must not stop the others being told
-                log.exception("could not announce the frequency")
-            await asyncio.sleep(ANNOUNCE_INTERVAL)
+    def _tell(self) -> None:
+        for listener in self._listeners:
+            listener()

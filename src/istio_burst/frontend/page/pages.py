@@ -2,7 +2,7 @@
 
 Events (python-socketio server, socket.io-client 4 on the page):
   page -> server  `frequency`        {"freq": <number>}           set the deployment's rate
-                  `received`         {"seq"}: the newest batch the page has handled (relay.py)
+                  `received`         {"seq"}: the newest batch the page has handled (hash_relay.py)
   server -> page  `frequency`        {"freq", "max"}              on connect and on changes,
                                      coalesced (ANNOUNCE_INTERVAL): the latest value wins
                   `frequency_error`  {"error", "detail", "freq"}  a refused `frequency` (to sender):
@@ -12,27 +12,29 @@ Events (python-socketio server, socket.io-client 4 on the page):
                   `routing`          {"reported", "primary", "burst", "actuator", ...}
                                      the watcher's weights (routing_view), with its state
                   `watcher`          {"state": <the watcher's object or null>}
-                  `stats`            the load driver's figures, once a second (driver.py)
+                  `stats`            a PageStats (core/contracts.py), once a second
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import socketio
 
-from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
+from istio_burst.core.background import BackgroundTasks
+from istio_burst.core.contracts import PageStats
 from istio_burst.frontend import metrics
-from istio_burst.frontend.frequency import FrequencyError, parse_frequency
-from istio_burst.frontend.hosts import OriginCheck
-from istio_burst.frontend.shared_frequency import FrequencyNotSharedError, SharedFrequency
-from istio_burst.frontend.throttle import TokenBucket
+from istio_burst.frontend.page.event_budget import FREQUENCY_EVENT, OVER_BUDGET_EVENT
+from istio_burst.frontend.page.frequency_input import FrequencyError, parse_frequency
+from istio_burst.frontend.page.hosts import OriginCheck
+from istio_burst.frontend.page.watcher_state import WatcherState, routing_view
+from istio_burst.frontend.replicas.shared_frequency import FrequencyNotSharedError, SharedFrequency
 
 log = logging.getLogger(__name__)
 
-FREQUENCY_EVENT = "frequency"
 FREQUENCY_ERROR_EVENT = "frequency_error"
 ROUTING_EVENT = "routing"
 WATCHER_EVENT = "watcher"
@@ -40,6 +42,9 @@ STATS_EVENT = "stats"
 # A page only ever sends tiny `frequency` events: the most one socket.io message may carry, on
 # either transport (the guard in front of /socket.io/ and the server's websocket frame limit).
 MAX_MESSAGE_BYTES = 64 * 1024
+# Changes are announced to the pages at most this often (the newest value last): each
+# announcement is an event to every page, so a flood of changes must cost a bounded number.
+ANNOUNCE_INTERVAL = 0.1
 
 
 def create_socket_server(origin_check: OriginCheck) -> socketio.AsyncServer:
@@ -52,25 +57,6 @@ def create_socket_server(origin_check: OriginCheck) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
-
-
-def routing_view(state: dict[str, Any] | None) -> dict[str, Any]:
-    """What the Routing card shows: the weights as the watcher reports them, and who applies
-    them (`haproxy` locally, `istio` in Kubernetes); before any report, only that there is none.
-    """
-    if state is None:
-        return {"reported": False}
-    weights = state["weights"]  # checked by the feed
-    return {
-        "reported": True,
-        SUBSET_PRIMARY: weights[SUBSET_PRIMARY],
-        SUBSET_BURST: weights[SUBSET_BURST],
-        "actuator": state.get("actuator") or None,
-        "target": state.get("target") or None,
-        "dry_run": bool(state.get("dry_run", False)),
-        "at": state.get("at"),
-        "routing": state.get("routing") or None,  # {state, detail, ...}: in force yet?
-    }
 
 
 class Pages:
@@ -96,18 +82,24 @@ class Pages:
         self._on_join = on_join
         self._on_leave = on_leave
         self._events_per_second = events_per_second
-        # Per page: its `frequency` event budget, and whether it was told it ran out.
-        self._budgets: dict[str, TokenBucket] = {}
-        self._told_limited: set[str] = set()
+        self._news = asyncio.Event()
+        self._tasks = BackgroundTasks()
+        shared.on_change(self._news.set)
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on(FREQUENCY_EVENT, self._frequency)
+        sio.on(OVER_BUDGET_EVENT, self._over_budget)
+
+    def start(self) -> None:
+        self._tasks.start(self._announce_loop(), "frequency-announcer")
+
+    async def stop(self) -> None:
+        await self._tasks.stop()
 
     def frequency_payload(self) -> dict[str, float | bool]:
         return {"freq": self.shared.value, "max": self.maximum, "shared": self.shared.shared}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        self._budgets[sid] = TokenBucket(self._events_per_second)
         self.count += 1
         metrics.CONNECTED_PAGES.set(self.count)
         await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload(), to=sid)
@@ -120,16 +112,9 @@ class Pages:
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.count -= 1
         metrics.CONNECTED_PAGES.set(self.count)
-        self._budgets.pop(sid, None)
-        self._told_limited.discard(sid)
         self._on_leave(sid)
 
     async def _frequency(self, sid: str, *args: Any) -> None:
-        budget = self._budgets.get(sid)
-        if budget is not None and not budget.take():
-            await self._drop(sid)
-            return
-        self._told_limited.discard(sid)
         # No payload arrives as no argument; several as several: both are refused below.
         payload = args[0] if len(args) == 1 else (None if not args else list(args))
         try:
@@ -158,18 +143,23 @@ class Pages:
         log.info(
             "frequency requested", extra={"from": self.shared.value, "to": frequency, "page": sid}
         )
-        # Every page on every replica (the sender too) is told when it comes back from Redis,
-        # by `announce_frequency`, at most every ANNOUNCE_INTERVAL (shared_frequency.py).
+        # Every page on every replica (the sender too) is told when it comes back from Redis.
 
-    async def announce_frequency(self) -> None:
-        await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
+    async def _announce_loop(self) -> None:
+        """The frequency, and whether it is shared, to every page after each change; at most
+        every ANNOUNCE_INTERVAL, the newest value last."""
+        while True:
+            await self._news.wait()
+            self._news.clear()
+            try:
+                await self.sio.emit(FREQUENCY_EVENT, self.frequency_payload())
+            except Exception:  # a page that cannot be told must not stop the others being told
+                log.exception("could not announce the frequency")
+            await asyncio.sleep(ANNOUNCE_INTERVAL)
 
-    async def _drop(self, sid: str) -> None:
-        """Over its budget: the event is dropped and counted; the page is told once per run."""
-        metrics.FREQUENCY_DROPPED.inc()
-        if sid in self._told_limited:
-            return
-        self._told_limited.add(sid)
+    async def _over_budget(self, sid: str, *_: Any) -> None:
+        """The page sent `frequency` events over its budget: they were dropped and counted as
+        they arrived (socket_guard.py); it is told once per run of drops."""
         detail = (
             f"more than {self._events_per_second:g} frequency changes a second from this page; "
             "the extra ones are dropped"
@@ -180,7 +170,7 @@ class Pages:
             to=sid,
         )
 
-    async def set_watcher(self, state: dict[str, Any] | None) -> None:
+    async def set_watcher(self, state: WatcherState | None) -> None:
         """The watcher's state (None: none reported yet), and the routing it reports."""
         self.watcher = {"state": state}
         routing = routing_view(state)
@@ -190,7 +180,7 @@ class Pages:
         await self.sio.emit(ROUTING_EVENT, routing)
         await self.sio.emit(WATCHER_EVENT, self.watcher)
 
-    async def set_stats(self, stats: dict[str, Any]) -> None:
-        self.stats = stats
+    async def set_stats(self, stats: PageStats) -> None:
+        self.stats = stats.model_dump()
         if self.count:
-            await self.sio.emit(STATS_EVENT, stats)
+            await self.sio.emit(STATS_EVENT, self.stats)

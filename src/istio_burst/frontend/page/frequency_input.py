@@ -1,7 +1,8 @@
 """Validating the `frequency` event a page sends: `{"freq": <number>}`, 0 <= freq <= max.
 
-The 2018 frontend crashed on an empty payload and turned every bad value into a 1 ms timer;
-here anything but a plain number (or numeric string) in range is refused with a reason.
+The value becomes the load driver's period, so anything but a plain number (or numeric string)
+in range is refused, with a reason the page can show: an empty payload, null, NaN or a list must
+never reach the driver as a zero or a tiny period.
 """
 
 from __future__ import annotations

@@ -19,11 +19,11 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
+from istio_burst.core.background import BackgroundTasks
+from istio_burst.core.contracts import ContractError, ReplicaFigures
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error
 from istio_burst.frontend import metrics
 
@@ -54,8 +54,7 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 """
 
-LocalFigures = Callable[[], dict[str, Any]]
-OnMembers = Callable[[int], None]
+Listener = Callable[[], None]
 
 
 def replica_id() -> str:
@@ -69,22 +68,20 @@ class Membership:
         client: aioredis.Redis,
         channel: str,
         *,
-        figures: LocalFigures,
-        on_members: OnMembers,
         interval: float = HEARTBEAT_INTERVAL,
         ttl: float = HEARTBEAT_TTL,
     ) -> None:
         self.id = replica_id()
         self._client = client
         self._keys = [f"{channel}:frontends", f"{channel}:frontend-stats"]
-        self._figures = figures
-        self._on_members = on_members
         self._interval = interval
         self._ttl = ttl
+        self.figures = ReplicaFigures()  # what the next heartbeat reports of this replica
         self.known = False  # one heartbeat answered: the share is known
-        self.members: dict[str, dict[str, Any]] = {}
+        self.members: dict[str, ReplicaFigures] = {}
+        self._listeners: list[Listener] = []
         self._failing = False
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks()
         self._beat = client.register_script(_HEARTBEAT)
         self._goodbye = client.register_script(_GOODBYE)
 
@@ -92,14 +89,16 @@ class Membership:
     def count(self) -> int:
         return max(1, len(self.members))
 
+    def on_change(self, listener: Listener) -> None:
+        """`listener()` whenever the number of live replicas changes."""
+        self._listeners.append(listener)
+
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="membership")
+        self._tasks.start(self._run(), "membership")
 
     async def stop(self) -> None:
         """Stop beating and leave at once, so the others take over our share now."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._tasks.stop()
         with contextlib.suppress(*REDIS_DOWN_ERRORS):
             async with asyncio.timeout(1.0):
                 await self._goodbye(keys=self._keys, args=[self.id])
@@ -113,7 +112,7 @@ class Membership:
             await asyncio.sleep(next_at - loop.time())
 
     async def beat(self) -> None:
-        figures = orjson.dumps(self._figures())
+        figures = self.figures.model_dump_json()
         try:
             was_there, live, stored = await self._beat(
                 keys=self._keys, args=[self.id, self._ttl, figures]
@@ -141,23 +140,15 @@ class Membership:
         if len(members) != before:
             log.info("frontend replicas", extra={"replicas": len(members), "me": self.id})
             metrics.REPLICAS.set(self.count)
-            self._on_members(self.count)
-
-    def totals(self) -> dict[str, float]:
-        """The deployment's figures: each replica's last reported numbers, summed."""
-        totals: dict[str, float] = {}
-        for figures in self.members.values():
-            for name, value in figures.items():
-                if isinstance(value, int | float):
-                    totals[name] = totals.get(name, 0) + value
-        return totals
+            for listener in self._listeners:
+                listener()
 
 
-def _figures(raw: bytes | None) -> dict[str, Any]:
+def _figures(raw: bytes | None) -> ReplicaFigures:
+    """A replica's reported figures; none yet (or unreadable) count as zero."""
     if raw is None:
-        return {}
+        return ReplicaFigures()
     try:
-        figures = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    return figures if isinstance(figures, dict) else {}
+        return ReplicaFigures.decode(raw)
+    except ContractError:
+        return ReplicaFigures()
