@@ -10,14 +10,13 @@ from dataclasses import replace
 
 import pytest
 
-from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Weights
+from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Reason, Weights
 from istio_burst.watcher.decide import (
     BurstHealth,
     Decision,
     Memory,
     Observation,
     Policy,
-    Reason,
     decide,
     verb,
 )

@@ -1,8 +1,9 @@
 """What the services say to each other, written down once and imported by both sides.
 
 - The worker PUBLISHes a `HashMessage` (JSON) on the `calculation` channel; the frontend decodes it.
-- The watcher writes its state (JSON object, with the `Weights` it reports) to WATCHER_STATE_KEY
-  and publishes it on WATCHER_STATE_CHANNEL; the frontend shows it on the page. The weights are
+- The watcher writes its `WatcherState` (JSON, with the `Weights` it reports and its last
+  `DecisionRecord`s) to WATCHER_STATE_KEY and publishes it on WATCHER_STATE_CHANNEL; the frontend
+  parses it with the same model and shows it on the page. The weights are
   applied by the data plane (the Istio VirtualService, or HAProxy locally), never by the frontend.
 - The frontend counts its sends in FRONTEND_REQUESTS_METRIC (the page and bench read it; the
   watcher reads what the data plane counted).
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 
 CALCULATION_CHANNEL = "calculation"
 WATCHER_STATE_KEY = "istio-burst:watcher"
@@ -115,3 +118,112 @@ class Weights:
 
 PRIMARY_ONLY = Weights(100, 0)
 BURST_ONLY = Weights(0, 100)
+
+
+# ---- the watcher's state ------------------------------------------------------------------------
+
+
+class ReadingKind(StrEnum):
+    """What one Prometheus query gave: a number, or exactly which kind of nothing."""
+
+    NUMBER = "number"
+    EMPTY = "empty"  # the query matched no series
+    NAN_INF = "nan_inf"
+    MULTIPLE_SERIES = "multiple_series"
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    HTTP_ERROR = "http_error"  # 4xx/5xx, e.g. a PromQL syntax error (400) or overload (503)
+    REDIRECT = "redirect"  # 3xx: Prometheus never redirects a query; its body is no reading
+    MALFORMED = "malformed"  # not a Prometheus instant query's JSON, or over the size cap
+
+
+class ActuatorErrorKind(StrEnum):
+    """Why a read or write of the weights (VirtualService, HAProxy) failed."""
+
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    CONFLICT = "conflict"  # changed since it was read: read again and decide again
+    INVALID = "invalid"  # the object is not what we can work with, or the write was rejected
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    CONFIG = "config"  # no kubeconfig / in-cluster credentials
+
+
+class Mode(StrEnum):
+    SWITCH = "switch"  # everything to burst above HIGH, back below LOW
+    OVERFLOW = "overflow"  # only the load over PRIMARY_CAPACITY goes to burst, in steps
+
+
+class Action(StrEnum):
+    """What a decision does to the weights."""
+
+    HOLD = "hold"
+    TO_BURST = "to_burst"
+    MORE_BURST = "more_burst"
+    LESS_BURST = "less_burst"
+    TO_PRIMARY = "to_primary"
+
+
+class Reason(StrEnum):
+    """Which rule of the decision gave its weights."""
+
+    ABOVE_HIGH = "above_high"
+    BETWEEN_THRESHOLDS = "between_thresholds"
+    BELOW_LOW = "below_low"
+    STABILIZING = "stabilizing"
+    LOW_FOR_WINDOW = "low_for_window"
+    OVER_CAPACITY = "over_capacity"
+    WITHIN_CAPACITY = "within_capacity"
+    UNDER_CAPACITY = "under_capacity"
+    DWELL = "dwell"
+    BAD_READING = "bad_reading"
+    FAIL_SAFE_PRIMARY = "fail_safe_primary"
+    FAIL_SAFE_BURST = "fail_safe_burst"
+    BURST_UNHEALTHY = "burst_unhealthy"
+    BURST_BACKOFF = "burst_backoff"
+    OVERRIDE = "override"
+
+
+class LastChange(BaseModel):
+    at: float  # Unix time
+    old: dict[str, int]
+    new: dict[str, int]
+    decision: Action
+    reason: Reason
+
+
+class WatcherState(BaseModel):
+    """What the watcher answers on /status and publishes on Redis for the page.
+
+    Fields a newer watcher adds are ignored by an older reader; every field has a default, so a
+    state from an older watcher still parses.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    reading: float | None = None  # req/s, None when the last reading was not usable
+    reading_kind: ReadingKind | None = None  # None before the first reading
+    reading_error_kind: ReadingKind | None = None  # set while the last reading was not usable
+    reading_detail: str = ""
+    weights: dict[str, int] = Field(default_factory=lambda: Weights().as_dict())
+    mode: Mode = Mode.SWITCH
+    decision: Action = Action.HOLD
+    reason: Reason | None = None  # None before the first round
+    detail: str = ""
+    at: float = 0.0  # Unix time of this state
+    ready: bool = False
+    not_ready_reason: str = "no reading yet"
+    actuator: str = ""
+    target: str = ""
+    actuator_error_kind: ActuatorErrorKind | None = None  # set while the last call failed
+    actuator_error: str = ""  # what that failure said
+    dry_run: bool = False
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    read_failures: int = 0
+    write_failures: int = 0
+    burst_health: dict[str, Any] = Field(default_factory=lambda: {"healthy": None, "detail": ""})
+    last_change: LastChange | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

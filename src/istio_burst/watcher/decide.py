@@ -17,27 +17,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Literal
 
-from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Weights
+from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Action, Reason, Weights
 from istio_burst.watcher.readings import Reading, ReadingKind
-
-
-class Reason(StrEnum):
-    ABOVE_HIGH = "above_high"
-    BETWEEN_THRESHOLDS = "between_thresholds"
-    BELOW_LOW = "below_low"
-    STABILIZING = "stabilizing"
-    LOW_FOR_WINDOW = "low_for_window"
-    OVER_CAPACITY = "over_capacity"
-    WITHIN_CAPACITY = "within_capacity"
-    UNDER_CAPACITY = "under_capacity"
-    DWELL = "dwell"
-    BAD_READING = "bad_reading"
-    FAIL_SAFE_PRIMARY = "fail_safe_primary"
-    BURST_UNHEALTHY = "burst_unhealthy"
-    BURST_BACKOFF = "burst_backoff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +78,13 @@ class Decision:
     value: float | None  # the req/s the decision used; None when the reading was unusable
 
 
-def verb(old: Weights, new: Weights) -> str:
-    """One word for what a decision does to the weights, for logs, metrics and the page."""
+def verb(old: Weights, new: Weights) -> Action:
+    """What a decision does to the weights, for logs, metrics and the page."""
     if new.burst > old.burst:
-        return "to_burst" if new.burst == 100 else "more_burst"
+        return Action.TO_BURST if new.burst == 100 else Action.MORE_BURST
     if new.burst < old.burst:
-        return "to_primary" if new.burst == 0 else "less_burst"
-    return "hold"
+        return Action.TO_PRIMARY if new.burst == 0 else Action.LESS_BURST
+    return Action.HOLD
 
 
 def usable_value(policy: Policy, reading: Reading) -> float | None:

@@ -21,14 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from istio_burst.core.contracts import Weights
+from istio_burst.core.contracts import WatcherState, Weights
 from istio_burst.watcher.actuators import Actuator, ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.decide import NO_HEALTH_SIGNAL, Memory, Observation, Policy, decide
 from istio_burst.watcher.health import BurstHealthCheck
 from istio_burst.watcher.outcome import Applied, Outcome, Round
 from istio_burst.watcher.prometheus import PrometheusSource
 from istio_burst.watcher.reporter import Reporter
-from istio_burst.watcher.state import WatcherState
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 
+from istio_burst.core.contracts import LastChange, Mode, WatcherState
 from istio_burst.core.settings import redact_url
 from istio_burst.watcher import metrics
 from istio_burst.watcher.actuators import ActuatorError
 from istio_burst.watcher.decide import Policy, verb
 from istio_burst.watcher.outcome import Outcome, Round
-from istio_burst.watcher.state import LastChange, StatePublisher, WatcherState
+from istio_burst.watcher.state import StatePublisher
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Reporter:
         self.prometheus_url = redact_url(prometheus_url)
         self.publisher = publisher
         self.state = WatcherState(
-            mode=policy.mode,
+            mode=Mode(policy.mode),
             actuator=actuator,
             target=self.target,
             dry_run=dry_run,
@@ -171,11 +172,11 @@ class Reporter:
         obs, applied = done.observation, done.applied
         s = self.state
         s.reading = applied.decision.value
-        s.reading_kind = str(obs.reading.kind)
+        s.reading_kind = obs.reading.kind
         s.reading_detail = obs.reading.detail
         s.weights = applied.after.as_dict()
         s.decision = verb(applied.before, applied.decision.weights)
-        s.reason = str(applied.decision.reason)
+        s.reason = applied.decision.reason
         s.detail = applied.decision.detail
         s.at = time.time()
         s.ready = not done.not_ready
@@ -183,3 +184,10 @@ class Reporter:
         s.read_failures = done.memory.failures
         s.write_failures = done.write_failures
         s.burst_health = {"healthy": obs.burst.healthy, "detail": obs.burst.detail}
+        s.reading_error_kind = None if s.reading is not None else obs.reading.kind
+        if applied.error is not None:
+            s.actuator_error_kind = applied.error.kind
+            s.actuator_error = redact_url(f"{applied.call}: {applied.error.detail}")
+        elif applied.outcome in (Outcome.WRITTEN, Outcome.UNCHANGED):
+            s.actuator_error_kind, s.actuator_error = None, ""
+        # SKIPPED (backing off after a failure): the failure stands until a call succeeds.

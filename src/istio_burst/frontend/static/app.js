@@ -295,6 +295,43 @@
     list.append(el("dd", "col-7 mb-1", describe(key, value)));
   }
 
+  // The kinds of trouble the watcher reports (its ActuatorErrorKind and ReadingKind), in words.
+  const ACTUATOR_TROUBLE = {
+    unreachable: "cannot reach",
+    timeout: "gets no answer in time from",
+    forbidden: "is not allowed to change",
+    not_found: "cannot find",
+    invalid: "cannot use (or was refused by)",
+    conflict: "keeps finding a change by someone else in",
+    server_error: "gets server errors from",
+    config: "has no usable credentials for",
+  };
+  const READING_TROUBLE = {
+    empty: "Prometheus found no series for the query",
+    nan_inf: "the query gives no number (NaN or Inf)",
+    multiple_series: "the query gives several series, not one",
+    unreachable: "cannot reach Prometheus",
+    timeout: "Prometheus does not answer in time",
+    http_error: "Prometheus answers with an error",
+    redirect: "Prometheus answers with a redirect",
+    malformed: "Prometheus's answer is not a reading",
+  };
+
+  function showProblems(s) {
+    const lines = [];
+    if (s && s.actuator_error_kind) {
+      const words = ACTUATOR_TROUBLE[s.actuator_error_kind] || `has trouble (${s.actuator_error_kind}) with`;
+      lines.push(`The watcher ${words} ${s.target || "the routing"}: ${s.actuator_error || "no detail"}`);
+    }
+    if (s && s.reading_error_kind) {
+      const words = READING_TROUBLE[s.reading_error_kind] || `unusable reading (${s.reading_error_kind})`;
+      lines.push(`No usable reading: ${words}${s.reading_detail ? ` (${s.reading_detail})` : ""}`);
+    }
+    const box = $("watcher-problems");
+    box.replaceChildren(...lines.map((line) => el("div", "", line)));
+    box.classList.toggle("d-none", lines.length === 0);
+  }
+
   socket.on("watcher", (data) => {
     const main = $("watcher");
     const more = $("watcher-more");
@@ -302,6 +339,7 @@
     more.replaceChildren();
     const s = data && data.state;
     $("watcher-all").classList.toggle("d-none", !s);
+    showProblems(s);
     if (!s || typeof s !== "object" || Array.isArray(s)) {
       main.append(el("dt", "col-12 fw-normal text-body-secondary", "no state published yet"));
       return;

@@ -8,23 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Protocol
 
-from istio_burst.core.contracts import Weights
+from istio_burst.core.contracts import ActuatorErrorKind, Weights
+
+__all__ = ["Actuator", "ActuatorError", "ActuatorErrorKind", "DryRun", "Snapshot"]
 
 log = logging.getLogger(__name__)
-
-
-class ActuatorErrorKind(StrEnum):
-    NOT_FOUND = "not_found"
-    FORBIDDEN = "forbidden"
-    CONFLICT = "conflict"  # changed since it was read: read again and decide again
-    INVALID = "invalid"  # the object is not what we can work with, or the write was rejected
-    SERVER_ERROR = "server_error"
-    TIMEOUT = "timeout"
-    UNREACHABLE = "unreachable"
-    CONFIG = "config"  # no kubeconfig / in-cluster credentials
 
 
 class ActuatorError(Exception):
