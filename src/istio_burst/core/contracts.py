@@ -185,6 +185,93 @@ class Reason(StrEnum):
     OVERRIDE = "override"
 
 
+class RecordReason(StrEnum):
+    """Why a decision record was written: the ledger's reasons (and the Kubernetes Events')."""
+
+    BURST_STARTED = "BurstStarted"
+    BURST_ENDED = "BurstEnded"
+    OVERFLOW_STEP = "OverflowStep"
+    HAND_EDIT_UNDONE = "HandEditUndone"
+    HELD_STALE_METRICS = "HeldStaleMetrics"  # readings stopped; outage policy hold
+    FAIL_SAFE_PRIMARY = "FailSafePrimary"  # readings stopped; outage policy primary
+    FAIL_SAFE_BURST = "FailSafeBurst"  # readings stopped; outage policy burst
+    METRICS_RESUMED = "MetricsResumed"  # usable readings again: the outage is over
+    BURST_UNHEALTHY = "BurstUnhealthy"
+    OVERRIDE_APPLIED = "OverrideApplied"
+    OVERRIDE_EXPIRED = "OverrideExpired"
+    OVERRIDE_CLEARED = "OverrideCleared"
+    OVERRIDE_REFUSED = "OverrideRefused"  # malformed: ignored, decided as if there were none
+
+
+class RecordOutcome(StrEnum):
+    WRITTEN = "written"
+    CONFLICT = "conflict"  # changed under the watcher in every attempt of the round
+    FAILED = "failed"
+    DRY_RUN = "dry_run"  # would have been written
+    NONE = "none"  # nothing to write (a hold, a pause, a refused override)
+
+
+class OverrideTarget(StrEnum):
+    PRIMARY = "primary"  # everything to primary
+    BURST = "burst"  # everything to burst
+    PAUSE = "pause"  # the weights stay as they are: nothing is written
+
+
+class Override(BaseModel):
+    """An operator's override: from the routed object's annotations, or set locally."""
+
+    target: OverrideTarget
+    until: float | None = None  # Unix time it expires; None: until removed
+    source: str = ""  # "annotation" or "local"
+
+
+class Role(StrEnum):
+    SINGLE = "single"  # no leader election: the only writer
+    LEADER = "leader"  # holds the Lease: reads, decides and writes
+    STANDBY = "standby"  # another replica holds the Lease: waits, writes nothing
+
+
+class DecisionRecord(BaseModel):
+    """One entry of the decision ledger: a change of the weights (or an attempt), a hand edit
+    undone, a fail-safe entered or left, an override started, ended or refused. The same record
+    repeated (same reason, weights and outcome) is counted, not added again (`count`, `last_at`).
+    """
+
+    at: float  # Unix time of the first occurrence
+    last_at: float  # Unix time of the latest repeat
+    count: int = 1
+    action: Action
+    reason: RecordReason
+    detail: str  # in words: "30 req/s above HIGH 15"
+    reading: float | None = None  # req/s the decision used; None when unusable
+    reading_kind: ReadingKind | None = None
+    window: str = ""  # the query's rate window, e.g. "5s"
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    before: dict[str, int]
+    after: dict[str, int]  # what the decision asked for
+    outcome: RecordOutcome
+    error_kind: ActuatorErrorKind | None = None  # for failed and conflict
+
+    def same_as(self, other: DecisionRecord) -> bool:
+        """A repeat of `other`: counted into it rather than recorded again."""
+        return (self.reason, self.action, self.before, self.after, self.outcome) == (
+            other.reason,
+            other.action,
+            other.before,
+            other.after,
+            other.outcome,
+        )
+
+
+class Sample(BaseModel):
+    """One round for the page's chart."""
+
+    at: float  # Unix time
+    reading: float | None
+    burst: int  # the burst weight in force after the round
+    band: str = ""  # "override", "outage" or "" (shaded on the chart)
+
+
 class LastChange(BaseModel):
     at: float  # Unix time
     old: dict[str, int]
@@ -224,6 +311,13 @@ class WatcherState(BaseModel):
     write_failures: int = 0
     burst_health: dict[str, Any] = Field(default_factory=lambda: {"healthy": None, "detail": ""})
     last_change: LastChange | None = None
+    role: Role = Role.SINGLE
+    override: Override | None = None  # the override in force
+    override_problem: str = ""  # why the override given was refused (malformed)
+    outage_since: float | None = None  # Unix time readings stopped, while the outage policy acts
+    outage_policy: str = "hold"
+    decisions: list[DecisionRecord] = Field(default_factory=list)  # the newest last
+    history: list[Sample] = Field(default_factory=list)  # the last minutes, oldest first
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

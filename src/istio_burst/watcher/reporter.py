@@ -1,5 +1,7 @@
-"""Telling the world what each round did: metrics, log lines (throttled), the state (/status and,
-via Redis, the page). The loop hands over each committed round; nothing here feeds back into it.
+"""Telling the world what each round did: metrics, log lines (throttled), the decision ledger
+(and its sinks), the state (/status and, via Redis, the page, with the last decisions and the last
+minutes of readings and weights for its chart). The loop hands over each committed round; nothing
+here feeds back into it.
 
 Every change is logged at INFO; a steady state logs only when its reason or its reading trouble
 changes, so a hold does not log every second.
@@ -9,16 +11,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
-from istio_burst.core.contracts import LastChange, Mode, WatcherState
+from istio_burst.core.contracts import LastChange, Mode, Role, Sample, WatcherState
 from istio_burst.core.settings import redact_url
 from istio_burst.watcher import metrics
 from istio_burst.watcher.actuators import ActuatorError
 from istio_burst.watcher.decide import Policy, verb
+from istio_burst.watcher.ledger import Ledger
 from istio_burst.watcher.outcome import Outcome, Round
+from istio_burst.watcher.records import records_of, window_of
 from istio_burst.watcher.state import StatePublisher
 
 log = logging.getLogger(__name__)
+
+DECISIONS_SHOWN = 10  # in the state: the page lists them
+HISTORY_SAMPLES = 150  # in the state: the page's chart (2.5 minutes at one round a second)
 
 
 def thresholds_of(policy: Policy) -> dict[str, float]:
@@ -37,11 +45,18 @@ class Reporter:
         prometheus_url: str,
         dry_run: bool,
         publisher: StatePublisher | None = None,
+        ledger: Ledger | None = None,
+        role: Role = Role.SINGLE,
     ) -> None:
         self.target = redact_url(target)
         self.prometheus_url = redact_url(prometheus_url)
         self.publisher = publisher
+        self.ledger = ledger if ledger is not None else Ledger(100)
+        self.window = ""
+        self._history: deque[Sample] = deque(maxlen=HISTORY_SAMPLES)
         self.state = WatcherState(
+            role=role,
+            outage_policy=policy.outage_policy,
             mode=Mode(policy.mode),
             actuator=actuator,
             target=self.target,
@@ -56,6 +71,7 @@ class Reporter:
         metrics.READY.set(0)
 
     def watching(self, query: str) -> None:
+        self.window = window_of(query)
         extra = {"query": query, "prometheus": self.prometheus_url, "target": self.target}
         log.info("watching", extra={**extra, "dry_run": self.state.dry_run})
 
@@ -64,9 +80,43 @@ class Reporter:
         self._actuator(done)
         self._decision(done)
         self._metrics(done)
+        self._record(done)
         self._update_state(done)
         if self.publisher is not None:
             await self.publisher.publish(self.state)
+
+    async def stand_by(self) -> None:
+        """Another replica leads: say so on /status; the leader publishes the page's state."""
+        s = self.state
+        if s.role is not Role.STANDBY:
+            log.info("standing by: another replica holds the lease")
+        s.role, s.at, s.ready, s.not_ready_reason = Role.STANDBY, time.time(), True, ""
+        metrics.READY.set(1)
+
+    def _record(self, done: Round) -> None:
+        at = time.time()
+        records = records_of(
+            done,
+            at=at,
+            thresholds=self.state.thresholds,
+            window=self.window,
+            dry_run=self.state.dry_run,
+        )
+        for record in records:
+            kept = self.ledger.add(record)
+            metrics.RECORDS.labels(reason=record.reason).inc()
+            if kept.count == 1:
+                log.info(
+                    "record %s: %s",
+                    record.reason,
+                    record.detail,
+                    extra={"reason": str(record.reason), "outcome": str(record.outcome)},
+                )
+        band = "override" if done.override is not None else "outage" if done.outage else ""
+        reading = done.applied.decision.value
+        self._history.append(
+            Sample(at=at, reading=reading, burst=done.applied.after.burst, band=band)
+        )
 
     async def close(self) -> None:
         if self.publisher is not None:
@@ -184,6 +234,13 @@ class Reporter:
         s.read_failures = done.memory.failures
         s.write_failures = done.write_failures
         s.burst_health = {"healthy": obs.burst.healthy, "detail": obs.burst.detail}
+        s.override, s.override_problem = done.override, done.override_problem
+        if not done.outage:
+            s.outage_since = None
+        elif s.outage_since is None:
+            s.outage_since = time.time()
+        s.decisions = self.ledger.last(DECISIONS_SHOWN)
+        s.history = list(self._history)
         s.reading_error_kind = None if s.reading is not None else obs.reading.kind
         if applied.error is not None:
             s.actuator_error_kind = applied.error.kind

@@ -7,7 +7,7 @@ weights changed since that read, so a concurrent edit is never silently overwrit
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from istio_burst.core.contracts import ActuatorErrorKind, Weights
@@ -31,6 +31,7 @@ class Snapshot:
     weights: Weights
     token: object = None
     exact: bool = True  # False: stored in another form (missing, unnormalised): rewrite it
+    annotations: dict[str, str] = field(default_factory=dict)  # the routed object's, if any
 
 
 class Actuator(Protocol):

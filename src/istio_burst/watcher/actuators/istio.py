@@ -14,24 +14,16 @@ RBAC: the watcher uses exactly the verbs in `VERBS` on `virtualservices.networki
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import orjson
-
-try:
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
-except ModuleNotFoundError as missing:  # the client is the `istio` extra, not a core dependency
-    raise ModuleNotFoundError(
-        "ACTUATOR=istio needs the Kubernetes client: pip install 'istio-burst[istio]'"
-    ) from missing
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY, Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind, Snapshot
+from istio_burst.watcher.kube import ApiException, api_client, client
 
 GROUP = "networking.istio.io"
 VERSION = "v1"
@@ -116,6 +108,14 @@ def weights_of(ref: RouteRef) -> tuple[Weights, bool]:
     return Weights(100 - share, share), False
 
 
+def annotations_of(obj: Any) -> dict[str, str]:
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict):
+        return {}
+    return {str(k): str(v) for k, v in annotations.items()}
+
+
 def weight_patch(ref: RouteRef, desired: Weights) -> list[dict[str, Any]]:
     """Test both destination entries as read, then set only their weights."""
     base = f"/spec/http/{ref.http_index}/route"
@@ -155,7 +155,7 @@ class IstioActuator:
         obj = await self._call("get", self._get)
         ref = find_route(obj)
         weights, exact = weights_of(ref)
-        return Snapshot(weights, ref, exact)
+        return Snapshot(weights, ref, exact, annotations_of(obj))
 
     async def write(self, seen: Snapshot, desired: Weights) -> None:
         ref = seen.token
@@ -221,32 +221,7 @@ class IstioActuator:
 
 
 def _custom_objects_api(context: str, kubeconfig: str) -> Any:
-    """CustomObjectsApi from in-cluster credentials, else the kubeconfig (KUBE_CONTEXT)."""
-    configuration = client.Configuration()
-    loaders: Any = config  # untyped module
-    in_cluster = not (context or kubeconfig) and os.environ.get("KUBERNETES_SERVICE_HOST")
-    try:
-        if in_cluster:
-            loaders.load_incluster_config(client_configuration=configuration)
-        else:
-            loaders.load_kube_config(
-                config_file=kubeconfig or None,
-                context=context or None,
-                client_configuration=configuration,
-            )
-    except Exception as exc:
-        where = (
-            "in-cluster service account"
-            if in_cluster
-            else f"kubeconfig {kubeconfig or '~/.kube/config'}"
-        )
-        if context:
-            where += f" context {context}"
-        raise ActuatorError(
-            ActuatorErrorKind.CONFIG, f"no usable Kubernetes credentials ({where}): {exc}"
-        ) from exc
-    configuration.retries = False  # one attempt per call: the watcher's loop does the retrying
-    return client.CustomObjectsApi(client.ApiClient(configuration))
+    return client.CustomObjectsApi(api_client(context, kubeconfig))
 
 
 def _translate(verb: str, exc: Exception) -> ActuatorError:
