@@ -253,7 +253,10 @@ class DecisionRecord(BaseModel):
     error_kind: ActuatorErrorKind | None = None  # for failed and conflict
 
     def same_as(self, other: DecisionRecord) -> bool:
-        """A repeat of `other`: counted into it rather than recorded again."""
+        """A repeat of `other`: counted into it rather than recorded again. A change repeats
+        whatever its detail (the reading in it moves); a transition only word for word."""
+        if self.outcome is RecordOutcome.NONE and self.detail != other.detail:
+            return False
         return (self.reason, self.action, self.before, self.after, self.outcome) == (
             other.reason,
             other.action,

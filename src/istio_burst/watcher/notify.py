@@ -8,27 +8,15 @@ secret in the path or the query (Slack's does), so it is only ever shown as `sch
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from istio_burst.core.contracts import DecisionRecord
 from istio_burst.core.redis import describe_error
+from istio_burst.core.settings import redact_webhook
 from istio_burst.watcher import metrics
 from istio_burst.watcher.delivery import BackgroundSender
 from istio_burst.watcher.words import record_words
-
-
-def redact_webhook(url: str) -> str:
-    """Only the scheme, host and port: the user, password, path and query may be secrets."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-        host = parts.hostname or ""
-    except ValueError:
-        return "***"
-    secret = parts.username or parts.password or parts.path.strip("/") or parts.query
-    return f"{parts.scheme}://{host}{port}" + ("/***" if secret else "")
 
 
 def payload(record: DecisionRecord, form: str) -> dict[str, Any]:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import socket
 from dataclasses import fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from istio_burst.core.contracts import PROXY_BACKEND, SUBSET_BURST, SUBSET_PRIMARY
-from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
+from istio_burst.core.settings import (
+    GracefulTimeout,
+    HTTPServiceSettings,
+    Port,
+    RedisURL,
+    redact_webhook,
+)
 from istio_burst.watcher.actuators.haproxy import parse_runtime_api
 from istio_burst.watcher.decide import Policy
 
@@ -277,6 +283,11 @@ class WatcherSettings(HTTPServiceSettings):
         if self.leader_election and self.actuator != "istio":
             raise ValueError("LEADER_ELECTION needs ACTUATOR=istio (a Lease in Kubernetes)")
         return self
+
+    def public_dict(self) -> dict[str, Any]:
+        out = super().public_dict()
+        out["notify_url"] = redact_webhook(self.notify_url) if self.notify_url else ""
+        return out
 
     def policy(self) -> Policy:
         """The decision's parameters: each is the setting of the same name."""
