@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.exporter import LoadExporter
+from harness.kube import LocalKube
 from harness.redis_server import RedisServer
 
 
@@ -33,3 +34,20 @@ def load() -> Iterator[LoadExporter]:
     exporter = LoadExporter().start()
     yield exporter
     exporter.stop()
+
+
+@pytest.fixture(scope="session")
+def local_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKube]:
+    """One real Kubernetes API (etcd + kube-apiserver, Istio and Gateway API CRDs) for the
+    session; tests keep to namespaces of their own and must not stop it (use `own_kube`)."""
+    kube = LocalKube(tmp_path_factory.mktemp("kube")).start()
+    yield kube
+    kube.stop()
+
+
+@pytest.fixture
+def own_kube(tmp_path: Path) -> Iterator[LocalKube]:
+    """A real Kubernetes API for one test, which the test may stop and restart."""
+    kube = LocalKube(tmp_path / "kube").start()
+    yield kube
+    kube.stop()

@@ -14,11 +14,12 @@ import redis
 from playwright.async_api import Page as BrowserPage
 
 from harness.browser import artifact, chromium
+from harness.kube import LocalKube
+from harness.kube.front import KubeFront, virtual_service
 from harness.watcher import start_watcher, wait_status
 from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY, HashMessage
 from tests.frontend.conftest import PageStack
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
-from tests.watcher.fake_kube import FakeKubeAPI, virtual_service
 
 # Shaped like what the watcher publishes: the main keys and a few of its others.
 WATCHER_STATE = {
@@ -143,23 +144,23 @@ async def test_the_page_in_a_real_browser(page_stack: PageStack) -> None:
 
 
 @pytest.fixture
-def mesh() -> Iterator[tuple[FakeKubeAPI, ScriptedServer]]:
-    """The in-test Kubernetes API with the worker VirtualService at 100/0, and a Prometheus
+def mesh(local_kube: LocalKube) -> Iterator[tuple[KubeFront, ScriptedServer]]:
+    """The real Kubernetes API with the worker VirtualService at 100/0, and a Prometheus
     whose answer the test sets (3 req/s to begin with)."""
-    kube, prom = FakeKubeAPI(), ScriptedServer()
-    kube.put(virtual_service(100, 0))
+    kube, prom = KubeFront(local_kube), ScriptedServer()
     prom.answer = Answer(200, vector("3"))
     with contextlib.ExitStack() as stack:
         stack.callback(kube.start().stop)
+        kube.put(virtual_service(100, 0))
         stack.callback(prom.start().stop)
         yield kube, prom
 
 
 @pytest.mark.browser
 async def test_the_routing_card_shows_the_virtual_service_weights(
-    page_stack: PageStack, mesh: tuple[FakeKubeAPI, ScriptedServer], tmp_path: Path
+    page_stack: PageStack, mesh: tuple[KubeFront, ScriptedServer], tmp_path: Path
 ) -> None:
-    """Kubernetes as the page sees it: the watcher patches the VirtualService (the in-test API
+    """Kubernetes as the page sees it: the watcher patches the VirtualService (on the real API
     server), publishes its state on Redis, and the frontend has one PROCESSOR_URL."""
     kube, prom = mesh
     async with chromium() as browser:
@@ -178,7 +179,7 @@ async def test_the_routing_card_shows_the_virtual_service_weights(
             prom.url,
             ACTUATOR="istio",
             KUBECONFIG=str(kube.kubeconfig(tmp_path / "kubeconfig")),
-            NAMESPACE="default",
+            NAMESPACE=kube.namespace,
             REDIS_URL=page_stack.redis_url,
         )
         try:
@@ -199,7 +200,7 @@ async def test_the_routing_card_shows_the_virtual_service_weights(
             assert await aria_value(page, "#weight-primary") == "0"
             text = await page.inner_text("#routing-text")
             assert "primary 0 % / burst 100 %" in text
-            assert "virtualservice default/worker-virtual-service" in text
+            assert kube.target in text
         finally:
             proc.stop()
         shot = artifact("frontend-routing-istio.png")

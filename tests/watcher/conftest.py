@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from harness.exporter import LoadExporter
+from harness.kube import LocalKube
+from harness.kube.front import KubeFront, virtual_service
 from harness.prometheus import PrometheusServer
 from istio_burst.watcher.app import build_watcher, close_watcher
 from istio_burst.watcher.loop import Watcher
 from istio_burst.watcher.settings import WatcherSettings
 from tests.watcher.fake_http import ScriptedServer
-from tests.watcher.fake_kube import FakeKubeAPI, virtual_service
 from tests.watcher.rounds import Clock
 
 
@@ -31,9 +32,10 @@ def prometheus(tmp_path: Path, load: LoadExporter) -> Iterator[PrometheusServer]
 
 
 @pytest.fixture
-def kube() -> Iterator[FakeKubeAPI]:
-    """A stand-in Kubernetes API server holding the worker VirtualService at 100/0."""
-    api = FakeKubeAPI().start()
+def kube(local_kube: LocalKube) -> Iterator[KubeFront]:
+    """The real API server, through a recording proxy, in a namespace of this test's own with
+    the watcher's ServiceAccount, Role and RoleBinding and the worker VirtualService at 100/0."""
+    api = KubeFront(local_kube).start()
     api.put(virtual_service(100, 0))
     yield api
     api.stop()
@@ -49,9 +51,7 @@ def prom() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture
-async def make_watcher(
-    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
-) -> AsyncIterator[Any]:
+async def make_watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) -> AsyncIterator[Any]:
     """Builds in-process watchers on `kube` and `prom` with a test clock; closes them after."""
     made: list[Watcher] = []
 
@@ -61,7 +61,7 @@ async def make_watcher(
                 "prometheus_url": prom.url,
                 "query": "sum(rate(istio_requests_total[1m]))",
                 "actuator": "istio",
-                "namespace": "default",
+                "namespace": kube.namespace,
                 "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
                 "min_dwell": 0,
                 "stabilization_window": 0,

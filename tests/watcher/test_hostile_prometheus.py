@@ -1,6 +1,6 @@
 """Answers a real Prometheus never gives must never move the weights, and a Prometheus that
 trickles its answer must not blind the watcher: the query times out, /status says so, and the
-fail-safe runs. The VirtualService is served by the stand-in API server (fake_kube)."""
+fail-safe runs. The VirtualService is on the real API server (harness.kube)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from harness.kube.front import KubeFront
 from harness.metrics import metric_value
 from harness.watcher import start_watcher, status, wait_status
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
-from tests.watcher.fake_kube import FakeKubeAPI
 from tests.watcher.rounds import load, next_round
 
 
@@ -26,7 +26,7 @@ from tests.watcher.rounds import load, next_round
     ids=["redirect-with-a-success-body", "3_0", "leading-space"],
 )
 async def test_readings_prometheus_never_gives_do_not_move_the_weights(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any, answer: Answer
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any, answer: Answer
 ) -> None:
     watcher = make_watcher()
     load(prom, 3)
@@ -45,7 +45,7 @@ async def test_readings_prometheus_never_gives_do_not_move_the_weights(
 
 
 def test_a_trickling_prometheus_times_out_shows_it_and_the_outage_policy_runs(
-    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
+    kube: KubeFront, prom: ScriptedServer, tmp_path: Path
 ) -> None:
     load(prom, 30)
     proc, url = start_watcher(

@@ -1,18 +1,19 @@
-"""The Istio actuator against a fake Kubernetes API server.
+"""The Istio actuator against a real kube-apiserver (harness.kube), through a recording proxy.
 
-No Kubernetes API server can run on this machine (no container runtime, no kind, k3s or
-etcd), so `fake_kube.FakeKubeAPI` answers the exact REST calls the `kubernetes` client makes
-for the VirtualService, with Kubernetes' Status errors and resourceVersions, and validates every
-object written against Istio 1.30's VirtualService schema. The watcher's rounds run in-process
-with a scripted Prometheus and a fake clock (fixtures `kube`, `prom`, `make_watcher` in
-conftest.py); one test runs the real `istio-burst watcher` process against the fake. The
-real-cluster check is in test_real_cluster.py (opt-in, k8s mark).
+The watcher authenticates as the manifest's own ServiceAccount and is authorized by the
+manifest's own Role, in a namespace of each test's own; every answer is the real server's but
+the few it cannot be made to give on demand (409, 5xx, a slow answer, Istio's webhook while no
+istiod runs), which `harness.kube.front.KubeFront` injects in the real server's format. The
+watcher's rounds run in-process with a scripted Prometheus and a fake clock (fixtures `kube`,
+`prom`, `make_watcher` in conftest.py); two tests run the real `istio-burst watcher` process.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,27 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from harness.kube.front import (
+    GENERIC_422,
+    ISTIO_WEBHOOK_DENIAL,
+    JSON_PATCH,
+    VS_API,
+    VS_NAME,
+    WATCHER_RBAC,
+    KubeFront,
+    Obj,
+    virtual_service,
+)
 from harness.watcher import start_watcher, wait_status
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
 from istio_burst.watcher.loop import CONFLICT_RETRIES
 from tests.watcher.fake_http import ScriptedServer
-from tests.watcher.fake_kube import JSON_PATCH, TOKEN, FakeKubeAPI, Obj, virtual_service
 from tests.watcher.rounds import load, next_round
 
-VS_PATH = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/worker-virtual-service"
+
+def vs_path(kube: KubeFront) -> str:
+    return f"{VS_API.format(ns=kube.namespace)}/{VS_NAME}"
 
 
 def metric_value_in_process(name: str, **labels: str) -> float:
@@ -37,8 +50,10 @@ def metric_value_in_process(name: str, **labels: str) -> float:
 
 
 def without_weights(obj: Obj) -> Obj:
+    """The object but for its weights and what the server itself keeps in metadata."""
     out = copy.deepcopy(obj)
-    out["metadata"].pop("resourceVersion", None)
+    for server_kept in ("resourceVersion", "generation", "managedFields"):
+        out["metadata"].pop(server_kept, None)
     for entry in out["spec"]["http"][0]["route"]:
         entry.pop("weight", None)
     return out
@@ -49,7 +64,7 @@ def test_the_watcher_needs_exactly_get_and_patch() -> None:
 
 
 async def test_bursting_patches_only_the_two_weights_with_tests_of_what_was_read(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     before = kube.get()
     load(prom, 30)
@@ -58,8 +73,11 @@ async def test_bursting_patches_only_the_two_weights_with_tests_of_what_was_read
 
     assert kube.weights() == (0, 100)
     get, patch = kube.requests
-    assert (get.method, get.path, get.accept) == ("GET", VS_PATH, "application/json")
-    assert patch.path.startswith(VS_PATH + "?") and "fieldManager=istio-burst-watcher" in patch.path
+    assert (get.method, get.path, get.accept) == ("GET", vs_path(kube), "application/json")
+    assert (
+        patch.path.startswith(vs_path(kube) + "?")
+        and "fieldManager=istio-burst-watcher" in patch.path
+    )
     assert patch.content_type == JSON_PATCH
     ops = patch.body
     assert [op["op"] for op in ops] == ["test", "test", "add", "add"]
@@ -76,7 +94,7 @@ async def test_bursting_patches_only_the_two_weights_with_tests_of_what_was_read
 
 
 async def test_no_write_when_the_weights_already_match(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     watcher = make_watcher()
     load(prom, 3)
@@ -96,9 +114,9 @@ def set_weights(vs: Obj, primary: int, burst: int) -> None:
 
 
 async def test_a_concurrent_edit_between_read_and_write_is_not_lost(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
-    def someone_else(api: FakeKubeAPI) -> None:
+    def someone_else(api: KubeFront) -> None:
         def change(vs: Obj) -> None:
             set_weights(vs, 50, 50)
             vs["spec"]["http"][0]["timeout"] = "5s"
@@ -124,7 +142,7 @@ async def test_a_concurrent_edit_between_read_and_write_is_not_lost(
 
 
 async def test_a_concurrent_edit_that_changes_the_decision_is_kept(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     # Overflow: 20 req/s asks for 10 % to burst; meanwhile an operator sets 50/50 by hand.
     # Re-read, at 50/50 primary gets 10 req/s (within capacity, not low enough to step back):
@@ -139,7 +157,7 @@ async def test_a_concurrent_edit_that_changes_the_decision_is_kept(
 
 
 async def test_409_conflict_rereads_and_writes_in_the_same_round(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     kube.fail.append(("PATCH", 409))
     load(prom, 30)
@@ -150,85 +168,76 @@ async def test_409_conflict_rereads_and_writes_in_the_same_round(
     assert watcher.write_failures == 0
 
 
-def test_a_failed_test_op_gets_kube_apiservers_generic_422(
-    kube: FakeKubeAPI, tmp_path: Path
-) -> None:
-    """The stand-in answers as kube-apiserver does: the patch library's text is not in it."""
-    stale = [{"op": "test", "path": "/spec/http/0/route/0/weight", "value": 50}]
-    response = httpx.patch(
-        kube.url + VS_PATH,
-        content=orjson.dumps(stale),
-        headers={
-            "Authorization": f"Bearer {TOKEN}",
-            "Content-Type": JSON_PATCH,
-            "Accept": "application/json",
-        },
-        timeout=5,
-    )
-    assert response.status_code == 422
-    body = response.json()
-    assert body == {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": "the server rejected our request due to an error in our request",
-        "reason": "Invalid",
-        "details": {},
-        "code": 422,
-    }
-    assert kube.failed_patches and "testing value" in kube.failed_patches[0]
-
-
-def send_patch(kube: FakeKubeAPI, operations: list[dict[str, Any]]) -> httpx.Response:
+def send_patch(
+    kube: KubeFront, operations: list[dict[str, Any]], *, dry_run: bool = False
+) -> httpx.Response:
+    """A JSON patch as the watcher's ServiceAccount, straight to the real API server."""
     return httpx.patch(
-        kube.url + VS_PATH,
+        kube.kube.server + vs_path(kube) + ("?dryRun=All" if dry_run else ""),
         content=orjson.dumps(operations),
         headers={
-            "Authorization": f"Bearer {TOKEN}",
+            "Authorization": f"Bearer {kube.token}",
             "Content-Type": JSON_PATCH,
             "Accept": "application/json",
         },
-        timeout=5,
+        verify=kube.kube.tls(),
+        timeout=10,
     )
 
 
-def test_rejected_writes_get_the_real_servers_answers() -> None:
-    """Istio's webhook refuses every weight at 0 (400, its own words); the API server's schema
-    check refuses a wrong type (422 Invalid, naming the object and the field)."""
-    kube = FakeKubeAPI()
-    kube.put(virtual_service(100, 0))
-    kube.start()
-    try:
-        both_zero = send_patch(
-            kube, [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 0}]
-        )
-        assert both_zero.status_code == 400
-        body = both_zero.json()
-        assert body["message"] == (
-            'admission webhook "validation.istio.io" denied the request: '
-            "configuration is invalid: total destination weight = 0"
-        )
-        assert (body["reason"], body["code"], body["status"]) == ("", 400, "Failure")
+def test_a_failed_test_op_gets_kube_apiservers_generic_422(kube: KubeFront) -> None:
+    """The real server's answer to a `test` that fails says nothing of why: the watcher must
+    re-read to tell a race from a refusal."""
+    stale = [{"op": "test", "path": "/spec/http/0/route/0/weight", "value": 50}]
+    response = send_patch(kube, stale)
+    assert response.status_code == 422
+    body = response.json()
+    assert (body["reason"], body["code"], body["status"]) == ("Invalid", 422, "Failure")
+    assert body["message"] == GENERIC_422
+    assert "testing value" not in response.text
+    assert kube.weights() == (100, 0)
 
-        wrong_type = send_patch(
-            kube, [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": "50"}]
-        )
-        assert wrong_type.status_code == 422
-        body = wrong_type.json()
-        assert body["reason"] == "Invalid"
-        assert body["message"].startswith(
-            'VirtualService.networking.istio.io "worker-virtual-service" is invalid: '
-            "spec.http[0].route[0].weight: "
-        )
-        assert body["details"]["causes"][0]["field"] == "spec.http[0].route[0].weight"
-        assert kube.weights() == (100, 0), "nothing was stored"
-    finally:
-        kube.stop()
+
+def test_a_weight_of_the_wrong_type_gets_the_schemas_422_with_causes(kube: KubeFront) -> None:
+    wrong_type = send_patch(
+        kube, [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": "50"}]
+    )
+    assert wrong_type.status_code == 422
+    body = wrong_type.json()
+    assert body["reason"] == "Invalid"
+    # Two causes (the type, and the CEL rules left unchecked), so the real server lists them in
+    # brackets: '... is invalid: [spec.http[0].route[0].weight: Invalid value: ..., ...]'.
+    assert body["message"].startswith(
+        'VirtualService.networking.istio.io "worker-virtual-service" is invalid: '
+        "[spec.http[0].route[0].weight: Invalid value: "
+    )
+    assert "must be of type integer" in body["message"]
+    assert body["details"]["causes"][0]["field"] == "spec.http[0].route[0].weight"
+    assert kube.weights() == (100, 0), "nothing was stored"
+
+
+def test_istios_refusal_of_all_weights_zero_is_reported_invalid(
+    kube: KubeFront, tmp_path: Path
+) -> None:
+    """The CRD schema allows every weight at 0; Istio's webhook does not (a 400 in its words)."""
+    answer = httpx.patch(
+        kube.url + vs_path(kube),
+        content=orjson.dumps(
+            [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 0}]
+        ),
+        headers={"Authorization": f"Bearer {kube.token}", "Content-Type": JSON_PATCH},
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["message"] == ISTIO_WEBHOOK_DENIAL
+    assert (body["reason"], body["code"], body["status"]) == ("", 400, "Failure")
+    assert kube.weights() == (100, 0)
+    kube.rejected.clear()  # refused on purpose
 
 
 async def test_an_edit_racing_the_write_is_decided_again_without_a_back_off(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     # Only the weights change under the watcher (someone sets 60/40 between its read and write).
     kube.before_patch = lambda api: api.edit(lambda vs: set_weights(vs, 60, 40))
@@ -251,7 +260,7 @@ async def test_an_edit_racing_the_write_is_decided_again_without_a_back_off(
 
 
 async def test_conflicts_in_every_attempt_end_the_round_as_one_failure(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     kube.fail.extend([("PATCH", 409)] * CONFLICT_RETRIES)
     load(prom, 30)
@@ -267,68 +276,167 @@ async def test_conflicts_in_every_attempt_end_the_round_as_one_failure(
     assert kube.weights() == (0, 100)
 
 
+def _delete_the_virtual_service(kube: KubeFront) -> Callable[[], None]:
+    kube.delete()
+    return lambda: kube.put(virtual_service(100, 0))
+
+
+def _unbind_the_role(kube: KubeFront) -> Callable[[], None]:
+    kube.kube.kubectl("delete", "rolebinding", "istiowatcher", "-n", kube.namespace)
+    return lambda: _apply_watcher_rbac(kube)
+
+
+def _allow_only_get(kube: KubeFront) -> Callable[[], None]:
+    kube.kube.kubectl(
+        "patch", "role", "istiowatcher", "-n", kube.namespace, "--type=json",
+        "-p", '[{"op": "replace", "path": "/rules/0/verbs", "value": ["get"]}]',
+    )  # fmt: skip
+    return lambda: _apply_watcher_rbac(kube)
+
+
+def _apply_watcher_rbac(kube: KubeFront) -> None:
+    kube.kube.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-n", kube.namespace,
+        "-f", str(WATCHER_RBAC / "role.yaml"),
+    )  # fmt: skip
+
+
+def _refuse_burst_by_policy(kube: KubeFront) -> Callable[[], None]:
+    """A ValidatingAdmissionPolicy refusing any burst weight: a real 422 for a write that
+    nothing raced (the object is unchanged when the watcher re-reads)."""
+    name = f"no-burst-{kube.namespace}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["networking.istio.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["UPDATE"],
+                        "resources": ["virtualservices"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": "object.spec.http.all(h, h.route.all(r, "
+                    "!has(r.destination.subset) || r.destination.subset != 'burst' "
+                    "|| !has(r.weight) || r.weight == 0))",
+                    "message": "bursting is frozen here",
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": kube.namespace}
+                }
+            },
+        },
+    }
+    kube.kube.kubectl("apply", "-f", "-", input=orjson.dumps(policy).decode())
+    kube.kube.kubectl("apply", "-f", "-", input=orjson.dumps(binding).decode())
+    # Policies are loaded asynchronously: wait until a dry-run burst is refused.
+    deadline = time.monotonic() + 30
+    trial = [{"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 100}]
+    while send_patch(kube, trial, dry_run=True).status_code != 422:
+        assert time.monotonic() < deadline, "the admission policy never took effect"
+        time.sleep(0.2)
+
+    def lift() -> None:
+        kube.kube.kubectl("delete", "validatingadmissionpolicybinding", name)
+        kube.kube.kubectl("delete", "validatingadmissionpolicy", name)
+        while send_patch(kube, trial, dry_run=True).status_code == 422:
+            time.sleep(0.2)
+
+    return lift
+
+
+def _inject(method: str, status: int) -> Callable[[KubeFront], Callable[[], None]]:
+    def fault(kube: KubeFront) -> Callable[[], None]:
+        kube.fail.append((method, status))
+        return lambda: None
+
+    return fault
+
+
 @pytest.mark.parametrize(
-    ("method", "status", "kind", "words"),
+    ("fault", "status", "kind", "words"),
     [
-        ("GET", 404, ActuatorErrorKind.NOT_FOUND, 'virtualservices.networking.istio.io "worker'),
-        ("GET", 403, ActuatorErrorKind.FORBIDDEN, "cannot patch resource"),
-        ("PATCH", 403, ActuatorErrorKind.FORBIDDEN, "Forbidden"),
-        ("GET", 500, ActuatorErrorKind.SERVER_ERROR, "etcdserver"),
-        ("PATCH", 503, ActuatorErrorKind.SERVER_ERROR, "ServiceUnavailable"),
+        (_delete_the_virtual_service, 404, ActuatorErrorKind.NOT_FOUND, "not found"),
+        (_unbind_the_role, 403, ActuatorErrorKind.FORBIDDEN, "cannot get resource"),
+        (_allow_only_get, 403, ActuatorErrorKind.FORBIDDEN, "cannot patch resource"),
+        (_inject("GET", 500), 500, ActuatorErrorKind.SERVER_ERROR, "etcdserver"),
+        (_inject("PATCH", 503), 503, ActuatorErrorKind.SERVER_ERROR, "ServiceUnavailable"),
         # A 422 with nothing changed since the read: a write the server refuses, not a race.
-        ("PATCH", 422, ActuatorErrorKind.INVALID, "rejected our request"),
+        (_refuse_burst_by_policy, 422, ActuatorErrorKind.INVALID, "bursting is frozen here"),
     ],
+    ids=["deleted", "unbound", "get-only", "etcd-500", "unavailable-503", "policy-422"],
 )
 async def test_api_errors_log_one_clear_line_hold_and_back_off(
-    kube: FakeKubeAPI,
+    kube: KubeFront,
     prom: ScriptedServer,
     make_watcher: Any,
     caplog: pytest.LogCaptureFixture,
     *,
-    method: str,
+    fault: Callable[[KubeFront], Callable[[], None]],
     status: int,
     kind: ActuatorErrorKind,
     words: str,
 ) -> None:
-    kube.fail.append((method, status))
     load(prom, 30)
     watcher = make_watcher()
-    before = kube.get()
+    before = None if status == 404 else without_weights(kube.get())
+    undo = fault(kube)
     with caplog.at_level(logging.WARNING, logger="istio_burst.watcher.loop"):
         await next_round(watcher)
-    assert kube.get() == before, "nothing half written"
+    if before is not None:
+        assert without_weights(kube.get()) == before and kube.weights() == (100, 0), (
+            "nothing half written"
+        )
     [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
     text = line.getMessage()
-    assert "virtualservice default/worker-virtual-service" in text
+    assert kube.target in text
     assert f"({kind})" in text and f"HTTP {status}" in text and words in text
     assert "Traceback" not in text
+    kube.rejected.clear()  # the policy's refusal was the point
 
     requests_so_far = len(kube.requests)
     await next_round(watcher, seconds=0.1)  # inside the back-off: no call at all
     assert len(kube.requests) == requests_so_far
+    undo()
     await next_round(watcher)  # after it: retried, and this time it works
     assert kube.weights() == (0, 100)
     assert watcher.write_failures == 0
 
 
 async def test_repeated_failures_make_it_not_ready_and_it_recovers(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     kube.fail.extend([("GET", 503)] * 3)
     load(prom, 3)
     watcher = make_watcher()
     for _ in range(3):
         await next_round(watcher)
-    assert "3 failed calls to virtualservice default/worker-virtual-service" in (
-        watcher.not_ready_reason()
-    )
+    assert f"3 failed calls to {kube.target}" in (watcher.not_ready_reason())
     assert watcher.state.ready is False
     await next_round(watcher)
     assert watcher.not_ready_reason() == ""
 
 
 async def test_a_hanging_api_server_times_out(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     kube.delay = 1.5
     load(prom, 30)
@@ -343,7 +451,7 @@ async def test_a_hanging_api_server_times_out(
 
 
 async def test_a_virtual_service_without_the_subsets_is_refused_without_writing(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     vs = virtual_service()
     vs["spec"]["http"][0]["route"] = vs["spec"]["http"][0]["route"][:1]
@@ -357,7 +465,7 @@ async def test_a_virtual_service_without_the_subsets_is_refused_without_writing(
 
 
 async def test_wrong_credentials_are_forbidden_not_a_crash(
-    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
+    kube: KubeFront, prom: ScriptedServer, tmp_path: Path
 ) -> None:
     actuator = IstioActuator(
         "default",
@@ -381,7 +489,7 @@ async def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
 
 
 async def test_weights_that_do_not_sum_to_100_are_read_relative_and_rewritten(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     kube.edit(lambda vs: set_weights(vs, 30, 10))
     load(prom, 12)  # between the thresholds: hold what is there (75/25), in canonical form
@@ -391,7 +499,7 @@ async def test_weights_that_do_not_sum_to_100_are_read_relative_and_rewritten(
 
 
 async def test_a_missing_weight_counts_as_0_and_is_added(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any
 ) -> None:
     kube.edit(lambda vs: vs["spec"]["http"][0]["route"][1].pop("weight"))
     load(prom, 30)
@@ -401,7 +509,7 @@ async def test_a_missing_weight_counts_as_0_and_is_added(
 
 
 async def test_dry_run_writes_nothing_and_reports_what_it_would_do(
-    kube: FakeKubeAPI, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
+    kube: KubeFront, prom: ScriptedServer, make_watcher: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     load(prom, 30)
     watcher = make_watcher(dry_run=True)
@@ -416,7 +524,7 @@ async def test_dry_run_writes_nothing_and_reports_what_it_would_do(
 
 
 def test_the_real_process_shifts_the_virtual_service(
-    kube: FakeKubeAPI, prom: ScriptedServer, tmp_path: Path
+    kube: KubeFront, prom: ScriptedServer, tmp_path: Path
 ) -> None:
     load(prom, 3)
     proc, url = start_watcher(
@@ -431,7 +539,7 @@ def test_the_real_process_shifts_the_virtual_service(
         state = wait_status(proc, url, lambda s: s["weights"]["burst"] == 100)
         assert kube.weights() == (0, 100)
         assert state["actuator"] == "istio"
-        assert state["target"] == "virtualservice default/worker-virtual-service"
+        assert state["target"] == kube.target
         assert httpx.get(url + "/healthz", timeout=5).status_code == 200
     finally:
         proc.stop()

@@ -1,35 +1,65 @@
-"""Opt-in: the Istio actuator against a real Kubernetes cluster with Istio and the project's
-manifests applied. Runs only when ISTIO_BURST_K8S_CONTEXT names a kubeconfig context (this
-machine has no cluster). It changes the worker VirtualService's weights and puts them back.
+"""The Istio actuator against a cluster's API: the local kube-apiserver (harness.kube) with the
+project's natural.yaml applied, or, opt-in, a real remote cluster with Istio and the project's
+manifests applied, named by a kubeconfig context:
 
-    ISTIO_BURST_K8S_CONTEXT=primary .venv/bin/pytest -m k8s tests/watcher
+    ISTIO_BURST_K8S_CONTEXT=primary .venv/bin/pytest -m k8s tests/watcher/test_real_cluster.py
+
+It changes the worker VirtualService's weights and puts them back.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import yaml
 
+from harness.kube import LocalKube
 from istio_burst.core.contracts import Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import IstioActuator
 
-CONTEXT = os.environ.get("ISTIO_BURST_K8S_CONTEXT", "")
-NAMESPACE = os.environ.get("ISTIO_BURST_K8S_NAMESPACE", "default")
+REMOTE_CONTEXT = os.environ.get("ISTIO_BURST_K8S_CONTEXT", "")
+REMOTE_NAMESPACE = os.environ.get("ISTIO_BURST_K8S_NAMESPACE", "default")
+NATURAL = Path(__file__).resolve().parents[2] / "istio-manifests" / "natural.yaml"
 
-pytestmark = [
-    pytest.mark.k8s,
-    pytest.mark.skipif(
-        not CONTEXT,
-        reason="needs a real Kubernetes cluster with Istio: set ISTIO_BURST_K8S_CONTEXT to a "
-        "kubeconfig context (no API server can run on this machine)",
-    ),
-]
+pytestmark = pytest.mark.k8s
 
 
-async def test_reads_patches_and_detects_a_stale_write_on_a_real_cluster() -> None:
-    actuator = IstioActuator(NAMESPACE, "worker-virtual-service", context=CONTEXT, timeout=10)
+@dataclass
+class Cluster:
+    namespace: str
+    context: str = ""
+    kubeconfig: str = ""
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The remote cluster if one is named, else the local API server with natural.yaml."""
+    if REMOTE_CONTEXT:
+        yield Cluster(REMOTE_NAMESPACE, context=REMOTE_CONTEXT)
+        return
+    kube: LocalKube = request.getfixturevalue("local_kube")
+    namespace = "real-cluster"
+    if kube.kubectl("get", "namespace", namespace, check=False).returncode:
+        kube.kubectl("create", "namespace", namespace)
+    natural = yaml.safe_load(NATURAL.read_text())
+    natural["metadata"]["namespace"] = namespace  # the session's API server is shared
+    kube.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(natural))
+    yield Cluster(namespace, kubeconfig=str(kube.kubeconfig))
+
+
+async def test_reads_patches_and_detects_a_stale_write(cluster: Cluster) -> None:
+    actuator = IstioActuator(
+        cluster.namespace,
+        "worker-virtual-service",
+        context=cluster.context,
+        kubeconfig=cluster.kubeconfig,
+        timeout=10,
+    )
     try:
         original = await actuator.read()
         flipped = Weights(original.weights.burst, original.weights.primary)

@@ -11,13 +11,13 @@ import pytest
 import redis
 
 from harness.channel import next_message
+from harness.kube.front import KubeFront
 from harness.ports import free_port
 from harness.redis_server import RedisServer
 from harness.watcher import start_watcher, wait_rounds, wait_status
 from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY
 from istio_burst.core.settings import redact_url
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
-from tests.watcher.fake_kube import FakeKubeAPI
 
 SECRET = "secret"
 
@@ -46,7 +46,7 @@ def test_redact_url_hides_the_password_of_every_url_in_a_text(url: str, shown: s
 
 
 def test_passwords_are_absent_from_status_state_and_logs(
-    prom: ScriptedServer, kube: FakeKubeAPI, locked_redis: RedisServer, tmp_path: Path
+    prom: ScriptedServer, kube: KubeFront, locked_redis: RedisServer, tmp_path: Path
 ) -> None:
     prometheus_url = prom.url.replace("http://", f"http://user:{SECRET}@")
     dead_health_url = f"http://user:{SECRET}@127.0.0.1:{free_port()}/_healthz"

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY, Weights
@@ -230,6 +230,10 @@ def _translate(verb: str, exc: Exception) -> ActuatorError:
         message = _status_message(exc.body) or str(exc.reason or "")
         return ActuatorError(_kind_of_status(status), f"{verb}: HTTP {status} {message}")
     cause = exc.reason if isinstance(exc, MaxRetryError) else exc
+    # urllib3's NewConnectionError (connection refused) subclasses its ConnectTimeoutError:
+    # asked first, so a server that is down is `unreachable`, not a `timeout`.
+    if isinstance(cause, NewConnectionError):
+        return ActuatorError(ActuatorErrorKind.UNREACHABLE, f"{verb} failed: {cause}")
     if isinstance(cause, Urllib3Timeout | TimeoutError):
         return ActuatorError(ActuatorErrorKind.TIMEOUT, f"{verb} timed out: {cause}")
     if isinstance(cause, Urllib3Error | OSError):
