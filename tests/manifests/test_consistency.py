@@ -334,10 +334,12 @@ def test_replica_counts(overlays: dict[str, Rendered]) -> None:
     primary, burst = overlays["primary"], overlays["burst"]
     # Two frontends, spread over nodes, one kept through disruptions (issue 12).
     assert primary.get("Deployment", "frontend-deployment")["spec"]["replicas"] == 2
-    # Two watchers would both write the weights; Recreate keeps a rollout from running two.
-    watcher = primary.get("Deployment", "istiowatcher-deployment")["spec"]
-    assert watcher["replicas"] == 1
-    assert watcher["strategy"]["type"] == "Recreate"
+    # Two watchers, one writer: they elect a leader through the Lease (issue 18).
+    watcher = primary.get("Deployment", "istiowatcher-deployment")
+    assert watcher["spec"]["replicas"] == 2
+    env = literal_env(containers(watcher)[0])
+    assert env["LEADER_ELECTION"] == "true"
+    assert name_of(primary.get("Lease", env["LEASE_NAME"])) == env["LEASE_NAME"]
     # On burst the autoscaler owns the count (a replicas field would reset it on every apply).
     assert "replicas" not in burst.get("Deployment", "worker-deployment")["spec"]
     autoscaler = burst.get("HorizontalPodAutoscaler", "worker-autoscaler")["spec"]
@@ -350,6 +352,7 @@ def test_replica_counts(overlays: dict[str, Rendered]) -> None:
 ISTIO_ACTUATOR = "istio_burst.watcher.actuators.istio"
 CLIENT_METHOD_VERBS = {
     "get": "get",
+    "read": "get",  # the typed APIs (read_namespaced_lease) call it read
     "list": "list",
     "create": "create",
     "replace": "update",
@@ -358,13 +361,13 @@ CLIENT_METHOD_VERBS = {
 }
 
 
-def verbs_called_in(source: str) -> set[str]:
-    """RBAC verbs of the CustomObjectsApi methods a source file calls."""
-    calls = re.findall(r"\.(\w+?)_(?:cluster|namespaced)_custom_object\w*\(", source)
+def verbs_called_in(source: str, api: str = "custom_object") -> set[str]:
+    """RBAC verbs of the client methods on `api` (custom_object, event, lease) a source calls."""
+    calls = re.findall(rf"\.(\w+?)_(?:cluster|namespaced)_{api}\w*\(", source)
     assert "call_api(" not in source, "raw call_api: this test cannot tell its verbs"
     verbs = set()
     for call in calls:
-        assert call in CLIENT_METHOD_VERBS, f"unknown CustomObjectsApi method {call}_*"
+        assert call in CLIENT_METHOD_VERBS, f"unknown {api} method {call}_*"
         verbs.add(CLIENT_METHOD_VERBS[call])
     if "watch=True" in source or "Watch(" in source:
         verbs.add("watch")
@@ -379,16 +382,27 @@ def watcher_sources() -> str:
 
 def test_the_role_grants_exactly_what_the_watcher_calls(primary: Rendered) -> None:
     actuator = importlib.import_module(ISTIO_ACTUATOR)
-    called = verbs_called_in(watcher_sources())
+    events = importlib.import_module("istio_burst.watcher.events")
+    leader = importlib.import_module("istio_burst.watcher.leader")
+    sources = watcher_sources()
+    called = verbs_called_in(sources)
     assert called == set(actuator.VERBS), "the actuator's VERBS disagree with its calls"
+    assert verbs_called_in(sources, "event") == set(events.VERBS)
+    assert verbs_called_in(sources, "lease") == set(leader.VERBS)
     (role,) = primary.of_kind("Role")
-    (rule,) = role["rules"]
-    assert rule["apiGroups"] == [actuator.GROUP]
+    rules = {rule["apiGroups"][0]: rule for rule in role["rules"]}
+    assert set(rules) == {actuator.GROUP, "events.k8s.io", "coordination.k8s.io"}
+    rule = rules[actuator.GROUP]
     assert rule["resources"] == [actuator.PLURAL]
     assert sorted(rule["verbs"]) == sorted(called)
     watcher = primary.get("Deployment", "istiowatcher-deployment")
     env = literal_env(containers(watcher)[0])
     assert rule["resourceNames"] == [env["VIRTUAL_SERVICE"]]
+    assert rules["events.k8s.io"]["resources"] == ["events"]
+    assert sorted(rules["events.k8s.io"]["verbs"]) == sorted(events.VERBS)
+    assert rules["coordination.k8s.io"]["resources"] == ["leases"]
+    assert rules["coordination.k8s.io"]["resourceNames"] == [env["LEASE_NAME"]]
+    assert sorted(rules["coordination.k8s.io"]["verbs"]) == sorted(leader.VERBS)
 
 
 def test_verb_scan_sees_every_kind_of_call() -> None:
@@ -398,6 +412,7 @@ def test_verb_scan_sees_every_kind_of_call() -> None:
         "api.patch_namespaced_custom_object_status(g)\n"
     )
     assert verbs_called_in(source) == {"get", "update", "patch"}
+    assert verbs_called_in("api.replace_namespaced_lease(n)\n", "lease") == {"update"}
 
 
 def test_the_watcher_account_is_bound_in_its_own_namespace_only(

@@ -68,6 +68,7 @@ async def make_watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) ->
                 "max_failures": 3,
                 "write_timeout": 1.0,
                 "publish_state": False,
+                "kube_events": False,  # these tests count the VirtualService's requests
                 **overrides,
             }
         )
