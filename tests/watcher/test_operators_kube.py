@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from harness.kube.front import VS_NAME, KubeFront
+from harness.kube.front import VS_NAME, KubeFront, Request
 from harness.processes import ManagedProcess
 from harness.watcher import start_watcher, status, wait_status
 from tests.watcher.fake_http import ScriptedServer
@@ -157,6 +157,10 @@ def test_an_annotation_overrides_expires_and_a_malformed_one_is_refused_visibly(
     wait_weights(kube, (0, 100))
 
 
+def vs_patches(kube: KubeFront) -> list[Request]:
+    return [r for r in kube.patches() if "/virtualservices/" in r.path]
+
+
 def role_of(url: str) -> str:
     try:
         return str(status(url)["role"])
@@ -181,8 +185,7 @@ def test_two_watchers_elect_one_leader_and_the_other_takes_over_within_15_s(
     standby_url = second_url if leader is first else first_url
     standby_state = status(standby_url)
     assert standby_state["ready"] is True
-    vs_patches = lambda: [r for r in kube.patches() if "/virtualservices/" in r.path]  # noqa: E731
-    assert len(vs_patches()) == 1, "one writer: one PATCH for the one change"
+    assert len(vs_patches(kube)) == 1, "one writer: one PATCH for the one change"
 
     os.kill(leader.pid, signal.SIGKILL)  # no clean release: the Lease must run out
     killed = time.monotonic()
@@ -203,7 +206,7 @@ def test_two_watchers_elect_one_leader_and_the_other_takes_over_within_15_s(
 
     load(prom, 3)  # the new leader carries on from the weights it reads
     wait_weights(kube, (100, 0))
-    assert len(vs_patches()) == 2, "still one PATCH per change: no double writes"
+    assert len(vs_patches(kube)) == 2, "still one PATCH per change: no double writes"
     leader.stop()
 
 
