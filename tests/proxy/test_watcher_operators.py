@@ -119,8 +119,9 @@ def test_the_override_cli_pins_the_traffic_expires_and_the_ledger_shows_it(
 def test_a_malformed_override_is_refused_visibly_and_ignored(
     load: LoadExporter, proxy: HAProxyServer, own_redis: RedisServer, start: StartWatcher
 ) -> None:
+    hook = WebhookReceiver().start()  # in the Slack-compatible form: {"text": ...}
     load.set_rate(30)
-    proc, url = start()
+    proc, url = start(NOTIFY_URL=hook.url + "/hook", NOTIFY_FORMAT="slack")
     client = redis.Redis.from_url(own_redis.url)
     try:
         wait_proxy_weights(proxy, (0, 100), proc)
@@ -136,9 +137,15 @@ def test_a_malformed_override_is_refused_visibly_and_ignored(
         assert proxy.weights() == (0, 100), "decided as if there were no override"
         bad = watcher_cli("override", "sideways", "--redis-url", own_redis.url)
         assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+        texts = [b["text"] for b in hook.wait_for(lambda bodies: len(bodies) >= 3)]
+        assert all(set(body) == {"text"} for body in hook.bodies())
+        assert "burst started:" in texts[0] and "100/0 -> 0/100, written" in texts[0]
+        assert "override refused: istio-burst.dev/override: 'sideways'" in texts[1]
     finally:
         client.close()
         proc.stop()
+        hook.stop()
 
 
 @pytest.mark.parametrize(
@@ -198,22 +205,6 @@ def test_each_record_reaches_the_webhook_once_and_its_secret_is_never_shown(
         assert metric_value(url, "hashr_watcher_notifications_total", outcome="sent") == 2
         shown = httpx.get(url + "/status", timeout=5).text + httpx.get(url + "/metrics").text
         assert "SECRET" not in shown + proc.output()
-    finally:
-        proc.stop()
-        hook.stop()
-
-
-def test_a_slack_form_is_text(
-    load: LoadExporter, proxy: HAProxyServer, start: StartWatcher
-) -> None:
-    hook = WebhookReceiver().start()
-    load.set_rate(30)
-    proc, _ = start(NOTIFY_URL=hook.url + "/hook", NOTIFY_FORMAT="slack")
-    try:
-        wait_proxy_weights(proxy, (0, 100), proc)
-        (body,) = hook.wait_for(lambda bodies: len(bodies) >= 1)
-        assert set(body) == {"text"}
-        assert "burst started:" in body["text"] and "100/0 -> 0/100, written" in body["text"]
     finally:
         proc.stop()
         hook.stop()

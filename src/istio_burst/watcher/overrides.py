@@ -123,7 +123,7 @@ class OverrideTracker:
                 self.active = None if expired else override
         out: list[Transition] = []
         if problem and problem != self.problem:
-            out.append(Transition(RecordReason.OVERRIDE_REFUSED, f"refused: {problem}; ignored"))
+            out.append(Transition(RecordReason.OVERRIDE_REFUSED, f"{problem}; ignored"))
         self.problem = problem
         if self.active is not None and self.active != before:
             out.append(Transition(RecordReason.OVERRIDE_APPLIED, describe(self.active)))
