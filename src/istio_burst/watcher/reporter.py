@@ -26,7 +26,9 @@ from istio_burst.watcher.state import StatePublisher
 log = logging.getLogger(__name__)
 
 DECISIONS_SHOWN = 10  # in the state: the page lists them
-HISTORY_SAMPLES = 150  # in the state: the page's chart (2.5 minutes at one round a second)
+# In the state: the last minute for the page's chart (an open page keeps more itself). Sent to
+# every page each round, so kept small: ~3 KB.
+HISTORY_SAMPLES = 60
 
 
 def thresholds_of(policy: Policy) -> dict[str, float]:
@@ -114,9 +116,9 @@ class Reporter:
                 )
         band = "override" if done.override is not None else "outage" if done.outage else ""
         reading = done.applied.decision.value
-        self._history.append(
-            Sample(at=at, reading=reading, burst=done.applied.after.burst, band=band)
-        )
+        shown = None if reading is None else round(reading, 2)
+        burst = done.applied.after.burst
+        self._history.append(Sample(at=round(at, 2), reading=shown, burst=burst, band=band))
 
     async def close(self) -> None:
         if self.publisher is not None:

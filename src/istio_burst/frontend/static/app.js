@@ -395,8 +395,20 @@
     plugins: [bandsPlugin],
   });
 
+  // The state carries the last minute; the page keeps up to CHART_HISTORY_S of what it was sent.
+  const CHART_HISTORY_S = 180;
+  const kept = new Map(); // at -> sample
+
+  function remember(history) {
+    for (const p of Array.isArray(history) ? history : []) kept.set(p.at, p);
+    const ats = [...kept.keys()].sort((a, b) => a - b);
+    const newest = ats.length ? ats[ats.length - 1] : 0;
+    for (const at of ats) if (at < newest - CHART_HISTORY_S) kept.delete(at);
+    return [...kept.keys()].sort((a, b) => a - b).map((at) => kept.get(at));
+  }
+
   function showWatcherChart(s) {
-    const samples = Array.isArray(s && s.history) ? s.history : [];
+    const samples = remember(s && s.history);
     const records = Array.isArray(s && s.decisions) ? s.decisions : [];
     const now = samples.length ? samples[samples.length - 1].at : (s && s.at) || 0;
     const from = samples.length ? Math.floor(samples[0].at - now) : -60;
