@@ -180,7 +180,8 @@ step_status() {
   run kubectl --context "$CTX_PRIMARY" -n "$APP_NAMESPACE" get pods -L cluster-type
   run kubectl --context "$CTX_BURST" -n "$APP_NAMESPACE" get pods -L cluster-type
   run kubectl --context "$CTX_PRIMARY" -n "$APP_NAMESPACE" get virtualservice \
-    worker-virtual-service -o 'jsonpath={range .spec.http[0].route[*]}{.destination.subset}={.weight} {end}'
+    worker-virtual-service \
+    -o 'jsonpath={range .spec.http[0].route[*]}{.destination.subset}={.weight} {end}{"\n"}'
   local address
   wait_for address '<ingress-ip>' 600 kubectl --context "$CTX_PRIMARY" -n istio-system \
     get service istio-ingressgateway -o 'jsonpath={.status.loadBalancer.ingress[0].ip}'

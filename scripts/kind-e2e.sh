@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end on your machine: two kind clusters, Istio primary-remote, the app, a load step,
 # and a check that the burst cluster's workers (bursty- hashes) take the traffic, then give it
-# back. Opt-in: it needs Docker and several GB of memory; the test suite runs it only in --dry-run.
+# back. Opt-in: it needs Docker and several GB of memory. The test suite runs it in --dry-run, and
+# its kubectl steps against local API servers (kind, docker and istioctl replaced).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -141,9 +142,7 @@ set_load() {
 }
 
 expect_burst_weight() {
-  wait_until "$1" "$WAIT_SECONDS" kubectl --context "$CTX_PRIMARY" -n "$APP_NAMESPACE" \
-    get virtualservice worker-virtual-service \
-    -o 'jsonpath={.spec.http[0].route[?(@.destination.subset=="burst")].weight}'
+  wait_until "$1" "$WAIT_SECONDS" burst_weight "$CTX_PRIMARY"
 }
 
 # A hash from a burst worker on the channel the page reads (redis-cli authenticates with the

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
+
+from harness.go_built import go_built
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "kube" / "build.sh"
@@ -12,21 +12,5 @@ NAMES = ("kube-apiserver", "kubectl", "etcd")
 
 
 def kube_bin_dir() -> Path:
-    """The folder holding the three binaries, building them first if the cache lacks them.
-
-    ISTIO_BURST_KUBE_BIN names a folder of binaries built elsewhere (same versions) instead.
-    """
-    given = os.environ.get("ISTIO_BURST_KUBE_BIN")
-    if given:
-        folder = Path(given)
-    else:
-        done = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, timeout=3600
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{BUILD_SCRIPT} failed (its output is above)")
-        folder = Path(done.stdout.strip().splitlines()[-1])
-    missing = [name for name in NAMES if not (folder / name).is_file()]
-    if missing:
-        raise RuntimeError(f"{folder} lacks {', '.join(missing)}")
-    return folder
+    """The folder with the three binaries (ISTIO_BURST_KUBE_BIN: one built elsewhere instead)."""
+    return go_built(BUILD_SCRIPT, NAMES, "ISTIO_BURST_KUBE_BIN")

@@ -96,7 +96,7 @@ def status_object(code: int, reason: str, message: str, details: Obj | None = No
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": reason,
+        **({"reason": reason} if reason else {}),  # metav1.Status omits an empty reason
         "code": code,
     }
     if details is not None:
@@ -328,7 +328,8 @@ class KubeFront(BackgroundHTTPServer):
                 method, handler.path + separator + "dryRun=All", content=raw, headers=headers
             )
             if trial.is_success and _every_weight_zero(trial.json()):
-                # kube-apiserver passes a webhook's denial on as a 400 with no reason.
+                # kube-apiserver passes a webhook's denial on as a 400 with no reason
+                # (tests/istio compares this answer with istiod's own).
                 body = status_object(400, "", ISTIO_WEBHOOK_DENIAL)
                 return 400, "application/json", orjson.dumps(body)
         try:

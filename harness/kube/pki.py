@@ -41,7 +41,7 @@ def _ec_key(path: Path) -> None:
     )  # fmt: skip
 
 
-def _signed(pki_dir: Path, name: str, subject: str, extensions: list[str], ca: Pki) -> Path:
+def signed(pki_dir: Path, name: str, subject: str, extensions: list[str], ca: Pki) -> Path:
     """A certificate for `<name>.key`, signed by the CA, valid for DAYS."""
     key, cert = pki_dir / f"{name}.key", pki_dir / f"{name}.crt"
     _ec_key(key)
@@ -69,7 +69,7 @@ def make_pki(pki_dir: Path) -> Pki:
     )  # fmt: skip
     _openssl("pkey", "-in", str(sa_key), "-pubout", "-out", str(sa_pub))
     partial = Pki(ca_cert, ca_key, ca_cert, ca_key, sa_key, sa_pub, ca_cert, ca_key)
-    serving = _signed(
+    serving = signed(
         pki_dir,
         "apiserver",
         "/CN=kube-apiserver",
@@ -80,7 +80,7 @@ def make_pki(pki_dir: Path) -> Pki:
         partial,
     )
     # O=system:masters: the group the API server's RBAC lets do everything (kubeadm's admin).
-    admin = _signed(
+    admin = signed(
         pki_dir,
         "admin",
         "/O=system:masters/CN=istio-burst-admin",

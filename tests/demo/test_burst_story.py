@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from harness.browser import artifact, chromium
 from harness.frontend import Page
+from harness.istio.envoy import held_route, subset_weights
 from harness.ports import wait_port_closed
 from harness.processes import ManagedProcess
 from istio_burst.demo.haproxy import runtime_command
@@ -42,13 +44,31 @@ def share_of_burst(page: Page, since: int) -> tuple[float, int]:
     return burst / len(hashes), len(hashes)
 
 
-async def test_load_bursts_to_the_burst_cluster_and_comes_back(tmp_path: Path) -> None:
+def burst_weight_in_force(mesh: str, ports: dict[str, int]) -> int:
+    """The burst weight the data plane routes by: HAProxy's, or the route Envoy got from istiod."""
+    if mesh == "haproxy":
+        answer = runtime_command(
+            f"tcp://127.0.0.1:{ports['proxy-api']}", "get weight workers/burst"
+        )
+        return int(answer.split()[0])
+    held = held_route(f"http://127.0.0.1:{ports['proxy-metrics']}")
+    assert held is not None, "Envoy holds no route from istiod"
+    return subset_weights(held[1]).get("burst", 0)
+
+
+# istio: a local Kubernetes API, istiod and upstream Envoy instead of HAProxy (they start slower).
+@pytest.mark.parametrize(("mesh", "start_timeout"), [("haproxy", 90), ("istio", 300)])
+async def test_load_bursts_to_the_burst_cluster_and_comes_back(
+    tmp_path: Path, mesh: str, start_timeout: float
+) -> None:
     ports = demo_ports()
     state_dir = tmp_path / "state"
     argv = [*demo_argv(state_dir, ports), "--stabilization-window", str(STABILIZATION_WINDOW)]
-    demo = ManagedProcess("demo", argv, tmp_path).start()
+    demo = ManagedProcess("demo", [*argv, "--mesh", mesh], tmp_path).start()
     try:
-        demo.wait_until(lambda: "String Hashr is running" in demo.output(), 90, "demo ready")
+        demo.wait_until(
+            lambda: "String Hashr is running" in demo.output(), start_timeout, "demo ready"
+        )
         components = children_of(demo.pid)
         assert len(components) == 7, demo.output()
 
@@ -82,15 +102,14 @@ async def test_load_bursts_to_the_burst_cluster_and_comes_back(tmp_path: Path) -
                 await page.wait_for("hashes", since=page.mark(), timeout=10)
             share, seen = share_of_burst(page, bursting)
             assert share > 0.8, f"only {share:.0%} of {seen} hashes were bursty at 30 req/s"
-            # The weights in force: what the watcher set, and what HAProxy routes by.
+            # The weights in force: what the watcher set, and what the data plane routes by.
             watcher = httpx.get(f"http://127.0.0.1:{ports['watcher']}/status", timeout=5).json()
             assert watcher["weights"] == {"primary": 0, "burst": 100}, watcher
-            api = f"tcp://127.0.0.1:{ports['proxy-api']}"
-            assert runtime_command(api, "get weight workers/burst").startswith("100 ")
+            assert burst_weight_in_force(mesh, ports) == 100
             # What a person sees: bursty- hashes marked, and the burst line over primary's.
             await screen.wait_for_selector("#hashes li.hash-burst", timeout=15_000)
             await screen.wait_for_function(CHART_SHOWS_BURST, arg=3, timeout=20_000)
-            shot = artifact("demo-burst.png")
+            shot = artifact(f"demo-burst-{mesh}.png")
             await screen.screenshot(path=str(shot), full_page=True)
             print(f"screenshot of the burst: {shot}")
 

@@ -20,6 +20,7 @@ from harness.watcher import start_watcher, wait_status
 from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY, HashMessage
 from tests.frontend.conftest import PageStack
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
+from tests.watcher.gateway_cluster import PlayedController, gateway_api_namespace
 
 # Shaped like what the watcher publishes: the main keys and a few of its others.
 WATCHER_STATE = {
@@ -205,3 +206,54 @@ async def test_the_routing_card_shows_the_virtual_service_weights(
             proc.stop()
         shot = artifact("frontend-routing-istio.png")
         await page.screenshot(path=str(shot), full_page=True)
+
+
+@pytest.mark.browser
+async def test_the_routing_card_shows_an_httproute_pending_until_accepted(
+    page_stack: PageStack, local_kube: LocalKube, tmp_path: Path
+) -> None:
+    """Istio ambient as the page sees it: the watcher (ACTUATOR=gateway-api, its own process)
+    patches the HTTPRoute on the real API server; the card names the route and says `pending`
+    until the gateway controller (played by the test) has accepted the new generation."""
+    prom = ScriptedServer()
+    prom.answer = Answer(200, vector("3"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(prom.start().stop)
+        cluster = stack.enter_context(gateway_api_namespace(local_kube))
+        controller = PlayedController(cluster)
+        controller.report()
+        kubeconfig = local_kube.service_account_kubeconfig(
+            cluster.namespace, "istiowatcher", tmp_path / "watcher-kubeconfig"
+        )
+        proc, url = start_watcher(
+            tmp_path,
+            prom.url,
+            ACTUATOR="gateway-api",
+            KUBECONFIG=str(kubeconfig),
+            NAMESPACE=cluster.namespace,
+            REDIS_URL=page_stack.redis_url,
+            ACCEPTANCE_DEADLINE="600",
+        )
+        stack.callback(proc.stop)
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1280, "height": 1100})
+            await page.goto(page_stack.url)
+            await asyncio.to_thread(wait_status, proc, url, lambda s: s["ready"])
+            await page.wait_for_selector(
+                "#routing-text >> text=applied by the Gateway API HTTPRoute", timeout=10_000
+            )
+            route = f"httproute {cluster.namespace}/worker-route"
+            assert route in await page.inner_text("#routing-text")
+            await page.wait_for_selector("#routing-acceptance[data-state=applied]")
+
+            prom.answer = Answer(200, vector("30"))
+            await asyncio.to_thread(wait_status, proc, url, lambda s: s["weights"]["burst"] == 100)
+            assert cluster.weights() == (0, 100)
+            await page.wait_for_selector("#routing-acceptance[data-state=pending]", timeout=10_000)
+            assert "pending" in await page.inner_text("#routing-acceptance")
+            shot = artifact("frontend-routing-gateway-api-pending.png")
+            await page.screenshot(path=str(shot), full_page=True)
+
+            controller.report()  # the controller accepts the new generation
+            await page.wait_for_selector("#routing-acceptance[data-state=applied]", timeout=10_000)
+            assert "accepted by the data plane" in await page.inner_text("#routing-acceptance")

@@ -66,11 +66,19 @@ async def test_the_routing_shown_is_what_the_watcher_reports(page_stack: PageSta
             "target": "backend workers",
             "dry_run": False,
             "at": 1732467012.5,
+            "routing": None,  # no report on whether it is in force
         }
         since = page.mark()
         publish_state(page_stack.client, orjson.dumps(watcher_state(0, 100, "istio")))
         routing = await page.wait_for("routing", since=since)
         assert (routing["primary"], routing["burst"], routing["actuator"]) == (0, 100, "istio")
+        since = page.mark()
+        pending = {"target": "httproute default/worker-route", "state": "pending", "detail": ""}
+        state = {**watcher_state(0, 100, "gateway-api"), "routing": pending}
+        publish_state(page_stack.client, orjson.dumps(state))
+        routing = await page.wait_for("routing", since=since)
+        assert routing["routing"] == pending, "the page is told the write is not yet in force"
+        publish_state(page_stack.client, orjson.dumps(watcher_state(0, 100, "istio")))
     # A page opened later reads the state from its key.
     async with Page(page_stack.url) as late:
         routing = await late.wait_for("routing")

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from harness.kube import kube_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 OVERLAYS = ("primary", "burst")
 ISTIO_MANIFESTS = REPO / "istio-manifests"
 SCRIPTS = REPO / "scripts"
+# What scripts/lib/mesh.sh (app_deploy) applies to each cluster.
+DEPLOYED_TO = {
+    "primary": (K8S / "overlays" / "primary", ISTIO_MANIFESTS),
+    "burst": (K8S / "overlays" / "burst",),
+}
 IMAGE_PREFIX = "istio-burst/"
 # Image (services/<name>/Dockerfile) -> `istio-burst <command>` it runs.
 IMAGE_COMMANDS = {"worker": "worker", "frontend": "frontend", "istiowatcher": "watcher"}
@@ -23,15 +30,15 @@ IMAGE_COMMANDS = {"worker": "worker", "frontend": "frontend", "istiowatcher": "w
 Obj = dict[str, Any]
 
 
-def kubectl_or_none() -> str | None:
-    return shutil.which("kubectl")
+@cache
+def kubectl() -> str:
+    """The pinned kubectl (the API servers' version), built with them by scripts/kube/build.sh."""
+    return str(kube_bin_dir() / "kubectl")
 
 
 def kustomize(path: Path) -> list[Obj]:
-    kubectl = kubectl_or_none()
-    assert kubectl is not None
     done = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60
+        [kubectl(), "kustomize", str(path)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, f"kubectl kustomize {path} failed:\n{done.stderr}"
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]

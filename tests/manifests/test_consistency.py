@@ -34,6 +34,7 @@ from tests.manifests.manifests import (
     resolved_env,
     selects,
 )
+from tests.manifests.watcher_calls import Use, grants, uses_in, watcher_uses
 
 # The label values each overlay gives its workers, by overlay (= subset) name.
 OVERLAY_OF_SUBSET = {"primary": "primary", "burst": "burst"}
@@ -350,69 +351,50 @@ def test_replica_counts(overlays: dict[str, Rendered]) -> None:
 # --- The watcher, its Role and the Istio objects -------------------------------------------------
 
 ISTIO_ACTUATOR = "istio_burst.watcher.actuators.istio"
-CLIENT_METHOD_VERBS = {
-    "get": "get",
-    "read": "get",  # the typed APIs (read_namespaced_lease) call it read
-    "list": "list",
-    "create": "create",
-    "replace": "update",
-    "patch": "patch",
-    "delete": "delete",
-}
-
-
-def verbs_called_in(source: str, api: str = "custom_object") -> set[str]:
-    """RBAC verbs of the client methods on `api` (custom_object, event, lease) a source calls."""
-    calls = re.findall(rf"\.(\w+?)_(?:cluster|namespaced)_{api}\w*\(", source)
-    assert "call_api(" not in source, "raw call_api: this test cannot tell its verbs"
-    verbs = set()
-    for call in calls:
-        assert call in CLIENT_METHOD_VERBS, f"unknown {api} method {call}_*"
-        verbs.add(CLIENT_METHOD_VERBS[call])
-    if "watch=True" in source or "Watch(" in source:
-        verbs.add("watch")
-    return verbs
-
-
-def watcher_sources() -> str:
-    package = importlib.import_module("istio_burst.watcher")
-    root = Path(package.__file__ or "").parent
-    return "\n".join(p.read_text() for p in sorted(root.rglob("*.py")))
 
 
 def test_the_role_grants_exactly_what_the_watcher_calls(primary: Rendered) -> None:
     actuator = importlib.import_module(ISTIO_ACTUATOR)
-    events = importlib.import_module("istio_burst.watcher.events")
-    leader = importlib.import_module("istio_burst.watcher.leader")
-    sources = watcher_sources()
-    called = verbs_called_in(sources)
-    assert called == set(actuator.VERBS), "the actuator's VERBS disagree with its calls"
-    assert verbs_called_in(sources, "event") == set(events.VERBS)
-    assert verbs_called_in(sources, "lease") == set(leader.VERBS)
-    (role,) = primary.of_kind("Role")
-    rules = {rule["apiGroups"][0]: rule for rule in role["rules"]}
-    assert set(rules) == {actuator.GROUP, "events.k8s.io", "coordination.k8s.io"}
-    rule = rules[actuator.GROUP]
-    assert rule["resources"] == [actuator.PLURAL]
-    assert sorted(rule["verbs"]) == sorted(called)
     watcher = primary.get("Deployment", "istiowatcher-deployment")
     env = literal_env(containers(watcher)[0])
-    assert rule["resourceNames"] == [env["VIRTUAL_SERVICE"]]
-    assert rules["events.k8s.io"]["resources"] == ["events"]
-    assert sorted(rules["events.k8s.io"]["verbs"]) == sorted(events.VERBS)
-    assert rules["coordination.k8s.io"]["resources"] == ["leases"]
-    assert rules["coordination.k8s.io"]["resourceNames"] == [env["LEASE_NAME"]]
-    assert sorted(rules["coordination.k8s.io"]["verbs"]) == sorted(leader.VERBS)
+    used = watcher_uses(env["ACTUATOR"])
+    virtual_service_verbs = {
+        u.verb for u in used if (u.group, u.resource) == (actuator.GROUP, actuator.PLURAL)
+    }
+    assert virtual_service_verbs == set(actuator.VERBS), "the actuator's VERBS disagree with it"
+    (role,) = primary.of_kind("Role")
+    granted = grants(role)
+    assert sorted(granted) == sorted(used), "the Role grants more or less than the code calls"
+    for verb in actuator.VERBS:
+        assert granted[Use(actuator.GROUP, actuator.PLURAL, verb)] == [env["VIRTUAL_SERVICE"]]
 
 
-def test_verb_scan_sees_every_kind_of_call() -> None:
-    source = (
-        "api.get_namespaced_custom_object(g)\n"
-        "api.replace_namespaced_custom_object(g)\n"
-        "api.patch_namespaced_custom_object_status(g)\n"
-    )
-    assert verbs_called_in(source) == {"get", "update", "patch"}
-    assert verbs_called_in("api.replace_namespaced_lease(n)\n", "lease") == {"update"}
+def test_the_call_scan_sees_every_kind_of_call() -> None:
+    source = """
+api = client.CustomObjectsApi(api_client)
+api.get_namespaced_custom_object(GROUP, "v1", ns, PLURAL, name)
+api.replace_namespaced_custom_object(GROUP, "v1", ns, PLURAL, name, body)
+api.patch_namespaced_custom_object_status(GROUP, "v1", ns, PLURAL, name, body)
+leases = client.CoordinationV1Api(api_client)
+leases.read_namespaced_lease(name, ns)
+leases.create_namespaced_lease(ns, body)
+events = client.EventsV1Api(api_client)
+events.patch_namespaced_event(name, ns, body)
+watch.Watch().stream(events.list_namespaced_event, ns)
+"""
+    constants = {"GROUP": "networking.istio.io", "PLURAL": "virtualservices"}
+    assert sorted(map(str, uses_in(source, constants))) == [
+        "create leases.coordination.k8s.io",
+        "get leases.coordination.k8s.io",
+        "get virtualservices.networking.istio.io",
+        "list events.events.k8s.io",
+        "patch events.events.k8s.io",
+        "patch virtualservices/status.networking.istio.io",
+        "update virtualservices.networking.istio.io",
+        "watch events.events.k8s.io",
+    ]
+    core = "client.CoreV1Api(c).create_namespaced_event(ns, body)"
+    assert uses_in(core, {}) == {Use("", "events", "create")}
 
 
 def test_the_watcher_account_is_bound_in_its_own_namespace_only(

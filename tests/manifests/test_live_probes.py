@@ -31,7 +31,6 @@ from tests.manifests.manifests import (
     command_of,
     container_port,
     containers,
-    kubectl_or_none,
     kustomize,
     name_of,
     resolved_env,
@@ -40,8 +39,6 @@ from tests.manifests.manifests import (
 
 def our_workloads() -> list[tuple[str, str]]:
     """(overlay, deployment) for every Deployment that runs our code, known at collection."""
-    if kubectl_or_none() is None:
-        return []
     return [
         (overlay, name_of(deployment))
         for overlay in OVERLAYS
@@ -99,8 +96,6 @@ def local_env(deployment: Obj, container: Obj, backends: Backends) -> dict[str, 
 
 
 def test_every_workload_of_ours_is_probed() -> None:
-    if kubectl_or_none() is None:
-        pytest.skip("kubectl is not installed: it renders the kustomize overlays")
     assert sorted(WORKLOADS) == [
         ("burst", "worker-deployment"),
         ("primary", "frontend-deployment"),

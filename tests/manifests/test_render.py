@@ -3,8 +3,8 @@
 Kubernetes objects: the Kubernetes 1.31 OpenAPI schemas (kubernetes-validate, strict: unknown
 fields are errors, as with kubectl's server-side field validation). Istio objects: Istio 1.30's
 CRD schemas for networking.istio.io/v1, made strict the same way (harness/istio_schemas).
-What only a real cluster checks (admission webhooks, CEL rules, Istio's own validation) is not
-covered here.
+What the real API servers say (defaulting, admission, PodSecurity, storage) is in
+test_cluster_apply.py; Istio's own validating webhook is not run anywhere.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """scripts/: shellcheck-clean, self-describing, and in --dry-run they print the whole walk-through
 while running none of it: gcloud, kubectl, istioctl, docker and kind are replaced on PATH by
-stand-ins that record any call and fail."""
+stand-ins that record any call and fail. Their Kubernetes steps also run for real, with the
+pinned kubectl, against two local API servers (the end of this file says what cannot)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,27 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 
+from harness.kube import LocalKube
 from harness.processes import require_binary
+from tests.manifests.clusters import Applied, Clusters
 from tests.manifests.manifests import (
     K8S,
     REPO,
     SCRIPTS,
-    kubectl_or_none,
+    Obj,
+    kubectl,
     kustomize,
     load_yaml,
     mesh_setting,
 )
+from tests.manifests.stand_in_controllers import StandInControllers
 
 TOOLS = ("gcloud", "kubectl", "istioctl", "docker", "kind", "helm", "curl")
 SCRIPT_NAMES = ("gke.sh", "kind-e2e.sh")
@@ -34,19 +41,30 @@ def all_scripts() -> list[Path]:
     return sorted(SCRIPTS.glob("*.sh")) + sorted(SCRIPTS.glob("lib/*.sh"))
 
 
-@pytest.fixture
-def stand_ins(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    """An environment whose PATH finds failing, recording stand-ins for the cluster tools."""
+def tools_env(
+    tmp_path: Path, stand_ins: dict[str, str], kubeconfig: Path | None = None
+) -> tuple[dict[str, str], Path]:
+    """An environment whose PATH finds recording stand-ins (tool -> what it does after
+    recording its call) and, with `kubeconfig`, the real kubectl (pinned) talking to it."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls.log"
-    for tool in TOOLS:
+    for tool, then in stand_ins.items():
         path = bin_dir / tool
-        path.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{calls}"\nexit 97\n')
+        path.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{calls}"\n{then}\n')
         path.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("PROJECT", "TAG", "ZONE")}
     env["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
+    if kubeconfig is not None:
+        env["PATH"] = f"{Path(kubectl()).parent}:{env['PATH']}"
+        env["KUBECONFIG"] = str(kubeconfig)
     return env, calls
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose PATH finds failing, recording stand-ins for the cluster tools."""
+    return tools_env(tmp_path, dict.fromkeys(TOOLS, "exit 97"))
 
 
 def run_script(
@@ -216,8 +234,6 @@ def test_gke_overlays_pin_the_pushed_images(
     stand_ins: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
     # Not a dry run: the overlays step only writes files, so it really runs here.
-    if kubectl_or_none() is None:
-        pytest.skip("kubectl is not installed: it renders the kustomize overlays")
     env, calls = stand_ins
     deploy_dir = tmp_path / "deploy"
     done = run_script(
@@ -343,3 +359,249 @@ def test_the_deploy_dir_is_ignored_by_git() -> None:
         [git, "check-ignore", "-q", "k8s/deploy/primary/kustomization.yaml"], cwd=REPO
     )
     assert done.returncode == 0
+
+
+# --- The Kubernetes steps, run for real against two local API servers ----------------------------
+# kubectl is the real one (pinned), its contexts named as the scripts expect, one per cluster.
+# Nothing here has GKE, a node or istioctl, so these are not run for real: gke.sh's `clusters`,
+# `firewall`, `images` and `teardown` (gcloud, docker: stand-ins that fail if called);
+# kind-e2e.sh's kind clusters, node routes and images (kind, docker: stand-ins that succeed);
+# istioctl's installs in both (a stand-in that succeeds; create-remote-secret prints a Secret as
+# istioctl does), with the Services they would make created by the test, and on GKE the address
+# its load balancer would write; Istio's sample Prometheus (downloaded: a stand-in manifest).
+# `rollout status` waits on Deployments that StandInControllers marks ready, since no node runs
+# their pods. kind-e2e.sh stops where the load is set: `kubectl exec` into a frontend pod needs
+# a node to run it; the weights it then waits for are read by burst_weight, tested on its own.
+
+GKE_CONTEXTS = {"gke_demo_us-east1-c_primary": "primary", "gke_demo_us-east1-c_burst": "burst"}
+KIND_CONTEXTS = {"kind-istio-burst-primary": "primary", "kind-istio-burst-burst": "burst"}
+APP_NAMESPACE = "default"
+ISTIO_SYSTEM = "istio-system"
+NO_CLOUD = dict.fromkeys(("gcloud", "docker", "kind", "istioctl", "helm", "curl"), "exit 97")
+REMOTE_SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: istio-remote-secret-burst
+  namespace: istio-system
+  labels: {istio/multiCluster: "true"}
+  annotations: {networking.istio.io/cluster: burst}
+stringData: {burst: "a kubeconfig for the burst API server"}
+"""
+ISTIOCTL = f"case $1 in create-remote-secret) cat <<'EOF'\n{REMOTE_SECRET}EOF\n;; esac"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_on(
+    clusters: Clusters, name: str, args: Sequence[str], env: dict[str, str], out: Path
+) -> Run:
+    """Run a script while StandInControllers plays the clusters' controllers."""
+    out.mkdir()
+    with (out / "stdout").open("w") as stdout, (out / "stderr").open("w") as stderr:
+        process = subprocess.Popen(
+            ["bash", str(SCRIPTS / name), *args], cwd=REPO, env=env, stdout=stdout, stderr=stderr
+        )
+        kubes = [clusters.primary, clusters.burst]
+        code = StandInControllers(kubes, APP_NAMESPACE).run_until_exit(process, timeout=600)
+    return Run(code, (out / "stdout").read_text(), (out / "stderr").read_text())
+
+
+def apply(kube: LocalKube, obj: dict[str, object]) -> None:
+    kube.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(obj))
+
+
+def istio_service(kube: LocalKube, name: str, kind: str = "ClusterIP") -> Obj:
+    """A Service in istio-system as istioctl's install leaves it (the real API allocates its
+    ClusterIP)."""
+    apply(kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_SYSTEM}})
+    port = {"name": "tcp-istiod", "port": 15012} if kind == "ClusterIP" else {"port": 80}
+    apply(
+        kube,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": ISTIO_SYSTEM},
+            "spec": {"type": kind, "selector": {"istio": name}, "ports": [port]},
+        },
+    )
+    return get(kube, "service", name, ISTIO_SYSTEM)
+
+
+def forget_earlier_runs(clusters: Clusters) -> None:
+    """Remove what an earlier script run left that this one must make itself (a namespace
+    cannot be deleted here: no controller finishes its deletion)."""
+    for kube in (clusters.primary, clusters.burst):
+        kube.kubectl("label", "namespace", APP_NAMESPACE, "istio-injection-")
+        apply(kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_SYSTEM}})
+        kube.kubectl(
+            "delete", "-n", ISTIO_SYSTEM, "--all", "--wait=false",
+            "secrets,serviceaccounts,services,gateways.networking.istio.io,"
+            "virtualservices.networking.istio.io",
+        )  # fmt: skip
+        kube.kubectl("label", "namespace", ISTIO_SYSTEM, "topology.istio.io/network-")
+        kube.kubectl(
+            "annotate", "namespace", ISTIO_SYSTEM, "topology.istio.io/controlPlaneClusters-"
+        )
+
+
+def load_balancer_address(kube: LocalKube, service: str, ip: str) -> None:
+    """What GKE's load balancer writes on a Service of istio-system once it serves `ip`."""
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}
+    kube.kubectl(
+        "patch", "service", service, "-n", ISTIO_SYSTEM, "--subresource=status",
+        "--type=merge", "-p", orjson.dumps(status).decode(),
+    )  # fmt: skip
+
+
+def get(kube: LocalKube, kind: str, name: str, namespace: str = APP_NAMESPACE) -> Obj:
+    done = kube.kubectl("get", kind, name, "-n", namespace, "-o", "json")
+    found: Obj = orjson.loads(done.stdout)
+    return found
+
+
+def images(kube: LocalKube) -> set[str]:
+    done = kube.kubectl("get", "deployments", "-n", APP_NAMESPACE, "-o", "json")
+    return {
+        c["image"]
+        for d in orjson.loads(done.stdout)["items"]
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+
+
+def test_gke_deploy_and_status_against_two_api_servers(clusters: Clusters, tmp_path: Path) -> None:
+    forget_earlier_runs(clusters)
+    kubeconfig = clusters.kubeconfig(tmp_path / "kubeconfig", GKE_CONTEXTS)
+    env, calls = tools_env(tmp_path, NO_CLOUD, kubeconfig)
+    istio_service(clusters.primary, "istio-ingressgateway", "LoadBalancer")
+    load_balancer_address(clusters.primary, "istio-ingressgateway", "203.0.113.7")
+    args = ["--project", "demo", "--zone", "us-east1-c", "--tag", "t1",
+            "--deploy-dir", str(tmp_path / "deploy"), "deploy"]  # fmt: skip
+    run = run_on(clusters, "gke.sh", args, env, tmp_path / "gke")
+    assert run.returncode == 0, run.stderr
+    assert not calls.exists(), f"called: {calls.read_text()}"
+    registry = "us-east1-docker.pkg.dev/demo/istio-burst"
+    assert images(clusters.primary) == {
+        f"{registry}/{name}:t1" for name in ("worker", "frontend", "istiowatcher")
+    } | {"redis:7.4-alpine"}
+    assert images(clusters.burst) == {f"{registry}/worker:t1"}
+    for kube in (clusters.primary, clusters.burst):
+        labels = get(kube, "namespace", APP_NAMESPACE, "")["metadata"]["labels"]
+        assert labels["istio-injection"] == "enabled"
+    # The routing on primary only: the watcher and Istio's control plane read it there.
+    get(clusters.primary, "virtualservice", "worker-virtual-service")
+    missing = clusters.burst.kubectl("get", "virtualservices", "-n", APP_NAMESPACE, "-o", "name")
+    assert missing.stdout == ""
+    # The status step read the weights and the page's address from the API.
+    assert "primary=100 burst=0 " in run.stdout.splitlines()
+    assert "the page: http://203.0.113.7/" in run.stderr
+
+
+def istio_env(
+    clusters: Clusters, tmp_path: Path, contexts: dict[str, str], stand_ins: dict[str, str]
+) -> tuple[dict[str, str], Path]:
+    """tools_env with the contexts, istioctl's stand-in and a stand-in Prometheus manifest."""
+    kubeconfig = clusters.kubeconfig(tmp_path / "kubeconfig", contexts)
+    env, calls = tools_env(tmp_path, NO_CLOUD | stand_ins | {"istioctl": ISTIOCTL}, kubeconfig)
+    prometheus = tmp_path / "prometheus.yaml"
+    prometheus.write_text(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: prometheus, namespace: "
+        f"{ISTIO_SYSTEM}}}\n"
+    )
+    env["PROMETHEUS_MANIFEST"] = str(prometheus)
+    return env, calls
+
+
+def assert_mesh_installed(clusters: Clusters, calls: Path, discovery: str) -> None:
+    """What scripts/lib/mesh.sh's kubectl steps leave on the clusters."""
+    for kube in (clusters.primary, clusters.burst):
+        labels = get(kube, "namespace", ISTIO_SYSTEM, "")["metadata"]["labels"]
+        assert labels["topology.istio.io/network"] == mesh_setting("NETWORK")
+    burst_istio = get(clusters.burst, "namespace", ISTIO_SYSTEM, "")["metadata"]
+    assert burst_istio["annotations"]["topology.istio.io/controlPlaneClusters"] == "primary"
+    for kind, name in (("gateway", "istiod-gateway"), ("virtualservice", "istiod-vs")):
+        get(clusters.primary, f"{kind}.networking.istio.io", name, ISTIO_SYSTEM)
+    get(clusters.primary, "secret", "istio-remote-secret-burst", ISTIO_SYSTEM)
+    get(clusters.primary, "serviceaccount", "prometheus", ISTIO_SYSTEM)
+    # The remote found the primary's istiod at the address read from the API server.
+    remote = one_matching(calls.read_text().splitlines(), r"^istioctl install .*profile=remote")
+    assert f"values.global.remotePilotAddress={discovery} " in remote
+
+
+def test_gke_istio_runs_its_kubectl_steps(clusters: Clusters, tmp_path: Path) -> None:
+    forget_earlier_runs(clusters)
+    env, calls = istio_env(clusters, tmp_path, GKE_CONTEXTS, {})
+    istio_service(clusters.primary, "istio-eastwestgateway", "LoadBalancer")
+    load_balancer_address(clusters.primary, "istio-eastwestgateway", "203.0.113.15")
+    args = ["--project", "demo", "--zone", "us-east1-c", "istio"]
+    run = run_on(clusters, "gke.sh", args, env, tmp_path / "gke")
+    assert run.returncode == 0, run.stderr
+    assert_mesh_installed(clusters, calls, "203.0.113.15")
+
+
+def test_kind_e2e_runs_its_kubernetes_steps_up_to_the_load(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    env, calls = istio_env(
+        clusters, tmp_path, KIND_CONTEXTS, {"kind": "exit 0", "docker": "exit 0"}
+    )
+    env["WORK_DIR"] = str(tmp_path / "work")
+    forget_earlier_runs(clusters)
+    eastwest = istio_service(clusters.primary, "istio-eastwestgateway")["spec"]["clusterIP"]
+    run = run_on(clusters, "kind-e2e.sh", [], env, tmp_path / "kind")
+    printed = commands(run.stdout)
+    # It stops at the first command that needs a pod running on a node.
+    assert run.returncode != 0
+    assert printed[-3] == (
+        "kubectl --context kind-istio-burst-primary -n default exec deploy/frontend-deployment"
+        " -- python -m istio_burst.frontend.set_frequency 30"
+    ), run.stderr
+    assert "does not have a host assigned" in run.stderr
+    assert printed[-2:] == [
+        "kind delete cluster --name istio-burst-primary",
+        "kind delete cluster --name istio-burst-burst",
+    ]
+    # Everything before it happened on the API servers.
+    assert images(clusters.primary) == {
+        f"istio-burst/{name}:e2e" for name in ("worker", "frontend", "istiowatcher")
+    } | {"redis:7.4-alpine"}
+    assert images(clusters.burst) == {"istio-burst/worker:e2e"}
+    assert_mesh_installed(clusters, calls, eastwest)
+
+
+def test_burst_weight_reads_what_the_watcher_writes(deployed: Applied, tmp_path: Path) -> None:
+    kubeconfig = deployed.clusters.kubeconfig(tmp_path / "kubeconfig", KIND_CONTEXTS)
+    env, _calls = tools_env(tmp_path, NO_CLOUD, kubeconfig)
+    primary = deployed.clusters.primary
+
+    def burst_weight() -> str:
+        script = 'source scripts/lib/common.sh && source scripts/lib/mesh.sh && burst_weight "$0"'
+        done = subprocess.run(
+            ["bash", "-c", script, "kind-istio-burst-primary"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def set_weights(primary_weight: int, burst: int) -> None:
+        patch = [
+            {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": primary_weight},
+            {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": burst},
+        ]
+        primary.kubectl(
+            "patch", "virtualservice", "worker-virtual-service", "-n", APP_NAMESPACE,
+            "--type=json", "-p", orjson.dumps(patch).decode(),
+        )  # fmt: skip
+
+    set_weights(100, 0)
+    assert burst_weight() == "0"
+    try:
+        set_weights(0, 100)
+        assert burst_weight() == "100"
+    finally:
+        set_weights(100, 0)

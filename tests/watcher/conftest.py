@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +54,32 @@ def prom() -> Iterator[ScriptedServer]:
 @pytest.fixture
 async def make_watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) -> AsyncIterator[Any]:
     """Builds in-process watchers on `kube` and `prom` with a test clock; closes them after."""
+    defaults = {
+        "prometheus_url": prom.url,
+        "query": "sum(rate(istio_requests_total[1m]))",
+        "actuator": "istio",
+        "namespace": kube.namespace,
+        "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+        "write_timeout": 1.0,
+    }
+    async with in_process_watchers(defaults) as make:
+        yield make
+
+
+@asynccontextmanager
+async def in_process_watchers(defaults: dict[str, Any]) -> AsyncIterator[Any]:
+    """make(**overrides) builds a watcher on a test clock (no dwell, no window, no Redis);
+    every one made is closed at the end."""
     made: list[Watcher] = []
 
     def make(**overrides: Any) -> Watcher:
         settings = WatcherSettings(
             **{
-                "prometheus_url": prom.url,
-                "query": "sum(rate(istio_requests_total[1m]))",
-                "actuator": "istio",
-                "namespace": kube.namespace,
-                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
                 "min_dwell": 0,
                 "stabilization_window": 0,
                 "max_failures": 3,
-                "write_timeout": 1.0,
                 "publish_state": False,
+                **defaults,
                 "kube_events": False,  # these tests count the VirtualService's requests
                 **overrides,
             }
@@ -77,6 +89,8 @@ async def make_watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) ->
         made.append(watcher)
         return watcher
 
-    yield make
-    for watcher in made:
-        await close_watcher(watcher)
+    try:
+        yield make
+    finally:
+        for watcher in made:
+            await close_watcher(watcher)

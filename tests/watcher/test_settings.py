@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from harness.processes import ISTIO_BURST
 from istio_burst.core.prometheus_process import CONFIG, prepare_config, prometheus_command
 from istio_burst.watcher.settings import (
+    AMBIENT_QUERY,
     KUBERNETES_QUERY,
     LOCAL_QUERY,
     WatcherSettings,
@@ -47,6 +48,10 @@ ENV_NAMES = [
     "BURST_ERROR_QUERY",
     "MAX_BURST_ERROR_RATIO",
     "BURST_BACKOFF",
+    "HTTP_ROUTE",
+    "PRIMARY_SERVICE",
+    "BURST_SERVICE",
+    "ACCEPTANCE_DEADLINE",
 ]
 
 
@@ -67,6 +72,22 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "[5s]" in LOCAL_QUERY
         and 'haproxy_backend_http_requests_total{proxy="workers"}' in LOCAL_QUERY
     )
+
+
+def test_gateway_api_reads_the_waypoint_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    s = WatcherSettings(actuator="gateway-api")
+    assert s.query == AMBIENT_QUERY and 'reporter="waypoint"' in s.query
+    assert (s.http_route, s.primary_service, s.burst_service) == (
+        "worker-route",
+        "worker-primary",
+        "worker-burst",
+    )
+    assert WatcherSettings(actuator="gateway-api", query="up").query == "up"
+    with pytest.raises(ValidationError):
+        WatcherSettings(acceptance_deadline=0)
 
 
 def test_every_documented_env_name_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -314,6 +314,9 @@ class WatcherState(BaseModel):
     write_failures: int = 0
     burst_health: dict[str, Any] = Field(default_factory=lambda: {"healthy": None, "detail": ""})
     last_change: LastChange | None = None
+    # Whether the weights written are in force: {target, state: applied | pending | refused |
+    # not_accepted | unverified, detail, pending_for}
+    routing: dict[str, Any] = Field(default_factory=dict)
     role: Role = Role.SINGLE
     override: Override | None = None  # the override in force
     override_problem: str = ""  # why the override given was refused (malformed)

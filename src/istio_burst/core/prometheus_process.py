@@ -18,15 +18,28 @@ from istio_burst.core.processes import answers_200
 CONFIG = files("istio_burst.core") / "prometheus.yml"
 
 
-def prepare_config(config_dir: Path, targets: dict[str, list[str]]) -> Path:
+def prepare_config(
+    config_dir: Path, targets: dict[str, list[str]], paths: dict[str, str] | None = None
+) -> Path:
     """Copy the packaged config into `config_dir` with `targets` to scrape; returns its path.
 
-    `targets` maps a service name (the `service` label of its series) to `host:port` addresses.
+    `targets` maps a service name (the `service` label of its series) to `host:port` addresses;
+    `paths` gives a service's metrics path where it is not /metrics.
     """
     (config_dir / "targets").mkdir(parents=True, exist_ok=True)
     config_path = config_dir / "prometheus.yml"
     config_path.write_bytes(CONFIG.read_bytes())
-    groups = [{"targets": hosts, "labels": {"service": name}} for name, hosts in targets.items()]
+    paths = paths or {}
+    groups = [
+        {
+            "targets": hosts,
+            "labels": {
+                "service": name,
+                **({"__metrics_path__": paths[name]} if name in paths else {}),
+            },
+        }
+        for name, hosts in targets.items()
+    ]
     (config_dir / "targets" / "targets.json").write_bytes(orjson.dumps(groups))
     return config_path
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import FrameType
 
 from istio_burst.core.prometheus_process import is_ready, prepare_config, prometheus_command
-from istio_burst.demo import haproxy, redis_server
+from istio_burst.demo import haproxy, mesh, redis_server
 from istio_burst.demo.settings import DemoSettings as Settings
 from istio_burst.demo.supervisor import (
     Component,
@@ -40,6 +40,8 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
         "burst": f"http://{host}:{s.burst_port}",
     }
     proxy = haproxy.ProxyPorts(host, s.proxy_port, s.proxy_metrics_port, s.proxy_api_port)
+    istio = s.mesh == "istio"
+    proxy_url = f"http://127.0.0.1:{s.proxy_port}" if istio else proxy.url
 
     prom_dir = state_dir / "prometheus"
     prom_config = prepare_config(
@@ -48,9 +50,10 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             "frontend": [f"{host}:{port}" for port in frontend_ports(s)],
             "worker-primary": [f"{host}:{s.primary_port}"],
             "worker-burst": [f"{host}:{s.burst_port}"],
-            "haproxy": [proxy.metrics_address],
+            "envoy" if istio else "haproxy": [proxy.metrics_address],
             "watcher": [f"{host}:{s.watcher_port}"],
         },
+        {"envoy": mesh.ENVOY_METRICS_PATH},
     )
 
     def frontend(index: int, port: int) -> Component:
@@ -63,7 +66,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
                 **common,
                 "HOST": host,
                 "PORT": str(port),
-                "PROCESSOR_URL": proxy.url,
+                "PROCESSOR_URL": proxy_url,
             },
             hint="If it says the page's assets are missing, run ./run setup.",
         )
@@ -84,6 +87,31 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             },
         )
 
+    def data_plane() -> Component:
+        if istio:
+            return mesh.mesh_component(
+                s, state_dir, {"primary": s.primary_port, "burst": s.burst_port}
+            )
+        return Component(
+            name="haproxy",
+            argv=haproxy.haproxy_command(
+                require_binary("haproxy", "haproxy"), haproxy.prepare_config(state_dir / "haproxy")
+            ),
+            port=s.proxy_port,
+            ready=lambda: haproxy.is_ready(proxy),
+            env=haproxy.proxy_env(proxy, f"{host}:{s.primary_port}", f"{host}:{s.burst_port}"),
+        )
+
+    actuator = (
+        mesh.watcher_env(state_dir)
+        if istio
+        else {
+            "ACTUATOR": "haproxy",
+            "HAPROXY_RUNTIME_API": proxy.runtime_api,
+            "QUERY": LOCAL_QUERY,
+            "BURST_ERROR_QUERY": LOCAL_BURST_ERROR_QUERY,
+        }
+    )
     return [
         Component(
             name="redis",
@@ -112,15 +140,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
         ),
         worker("primary", s.primary_port, ""),
         worker("burst", s.burst_port, "bursty-"),
-        Component(
-            name="haproxy",
-            argv=haproxy.haproxy_command(
-                require_binary("haproxy", "haproxy"), haproxy.prepare_config(state_dir / "haproxy")
-            ),
-            port=s.proxy_port,
-            ready=lambda: haproxy.is_ready(proxy),
-            env=haproxy.proxy_env(proxy, f"{host}:{s.primary_port}", f"{host}:{s.burst_port}"),
-        ),
+        data_plane(),
         *(frontend(i, port) for i, port in enumerate(frontend_ports(s))),
         Component(
             name="watcher",
@@ -131,15 +151,12 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
                 **common,
                 "HOST": host,
                 "PORT": str(s.watcher_port),
-                "ACTUATOR": "haproxy",
-                "HAPROXY_RUNTIME_API": proxy.runtime_api,
+                **actuator,
                 "PROMETHEUS_URL": f"http://{host}:{s.prometheus_port}",
-                "QUERY": LOCAL_QUERY,
                 "MODE": s.mode,
                 "HIGH": str(s.high),
                 "LOW": str(s.low),
                 "STABILIZATION_WINDOW": str(s.stabilization_window),
-                "BURST_ERROR_QUERY": LOCAL_BURST_ERROR_QUERY,
             },
         ),
     ]
@@ -192,6 +209,11 @@ def where(component: Component, s: Settings, state_dir: Path) -> str:
         return (
             f"redis://{redis_server.REDIS_HOST}:{component.port} "
             f"(password in {state_dir / 'redis.conf'})"
+        )
+    if component.name == "mesh":
+        return (
+            f"Envoy http://127.0.0.1:{component.port}  admin http://127.0.0.1:"
+            f"{s.proxy_metrics_port}  KUBECONFIG={state_dir / 'mesh' / 'kube' / 'kubeconfig'}"
         )
     if component.name == "haproxy":
         return (

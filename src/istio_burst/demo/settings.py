@@ -35,11 +35,20 @@ class DemoSettings(ServiceSettings):
         description="password of the demo's Redis, given to every service in REDIS_URL "
         "(default: a new random one at each start)",
     )
+    mesh: Literal["haproxy", "istio"] = Field(
+        "haproxy",
+        description="the data plane: HAProxy (the watcher sets its weights), or istio: a local "
+        "Kubernetes API, istiod and upstream Envoy (the watcher patches the VirtualService; "
+        "runs from a clone of the repository, ./run demo --mesh istio)",
+    )
     proxy_port: int = Field(
-        8083, ge=1, le=65535, description="HAProxy, the data plane: the frontend sends here"
+        8083, ge=1, le=65535, description="the data plane's proxy: the frontend sends here"
     )
     proxy_metrics_port: int = Field(
-        8404, ge=1, le=65535, description="HAProxy's Prometheus exporter (/metrics)"
+        8404,
+        ge=1,
+        le=65535,
+        description="the proxy's metrics: HAProxy's exporter (/metrics), Envoy's admin",
     )
     proxy_api_port: int = Field(
         9999, ge=1, le=65535, description="HAProxy's runtime API (the watcher sets weights there)"

@@ -31,6 +31,7 @@ class Component:
     ready: ReadyCheck
     env: Mapping[str, str] = field(default_factory=dict)
     hint: str = ""  # what to do when this component fails
+    start_timeout: float | None = None  # instead of the supervisor's, for a slow starter
     process: ManagedProcess | None = None
 
     @property
@@ -88,14 +89,15 @@ class Supervisor:
             component.name, component.argv, self.log_dir, component.env
         ).start(fresh_log=True)
         self.started.append(component)
-        deadline = time.monotonic() + self.start_timeout
+        timeout = component.start_timeout or self.start_timeout
+        deadline = time.monotonic() + timeout
         while not component.ready():
             self._raise_if_exited(component)
             if self.stop_requested.is_set():
                 return
             if time.monotonic() > deadline:
                 raise DemoError(
-                    f"{component.name} did not become ready within {self.start_timeout:g} s "
+                    f"{component.name} did not become ready within {timeout:g} s "
                     f"(port {component.port}). {self._log_hint(component)}"
                 )
             self.stop_requested.wait(0.1)

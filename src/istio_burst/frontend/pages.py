@@ -69,6 +69,7 @@ def routing_view(state: dict[str, Any] | None) -> dict[str, Any]:
         "target": state.get("target") or None,
         "dry_run": bool(state.get("dry_run", False)),
         "at": state.get("at"),
+        "routing": state.get("routing") or None,  # {state, detail, ...}: in force yet?
     }
 
 

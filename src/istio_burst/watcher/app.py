@@ -37,31 +37,47 @@ log = logging.getLogger(__name__)
 
 
 def build_actuator(settings: WatcherSettings) -> Actuator:
-    # Imported by name: the istio one pulls in the kubernetes client (~0.6 s), needless locally.
+    # Imported by name: the Kubernetes ones pull in the kubernetes client (~0.6 s), needless
+    # locally.
     actuator: Actuator
+    kube = {
+        "context": settings.kube_context,
+        "kubeconfig": settings.kubeconfig,
+        "timeout": settings.write_timeout,
+    }
     if settings.actuator == "haproxy":
         actuator = HAProxyActuator(
             settings.haproxy_runtime_api, settings.haproxy_backend, settings.write_timeout
         )
+    elif settings.actuator == "gateway-api":
+        gateway_api = importlib.import_module("istio_burst.watcher.actuators.gateway_api")
+        actuator = gateway_api.GatewayAPIActuator(
+            settings.namespace,
+            settings.http_route,
+            primary_service=settings.primary_service,
+            burst_service=settings.burst_service,
+            **kube,
+        )
     else:
         istio = importlib.import_module("istio_burst.watcher.actuators.istio")
-        actuator = istio.IstioActuator(
-            settings.namespace,
-            settings.virtual_service,
-            context=settings.kube_context,
-            kubeconfig=settings.kubeconfig,
-            timeout=settings.write_timeout,
-        )
+        actuator = istio.IstioActuator(settings.namespace, settings.virtual_service, **kube)
     return DryRun(actuator) if settings.dry_run else actuator
 
 
 def build_sinks(settings: WatcherSettings) -> list[Sink]:
     sinks: list[Sink] = []
-    if settings.actuator == "istio" and settings.kube_events:
+    if settings.actuator != "haproxy" and settings.kube_events:
         events = importlib.import_module("istio_burst.watcher.events")
-        regarding = events.Regarding(
-            "networking.istio.io/v1", "VirtualService", settings.namespace, settings.virtual_service
-        )
+        if settings.actuator == "gateway-api":
+            api_version, kind, name = (
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                settings.http_route,
+            )
+        else:
+            api_version, kind = "networking.istio.io/v1", "VirtualService"
+            name = settings.virtual_service
+        regarding = events.Regarding(api_version, kind, settings.namespace, name)
         sinks.append(
             events.KubeEvents(
                 regarding,
@@ -130,7 +146,7 @@ def build_watcher(settings: WatcherSettings) -> Watcher:
     # Locally (no routed object to annotate) the override is kept on Redis.
     local_overrides = (
         RedisOverrides(settings.redis_url, settings.write_timeout)
-        if settings.actuator != "istio"
+        if settings.actuator == "haproxy"
         else None
     )
     return Watcher(
@@ -144,6 +160,7 @@ def build_watcher(settings: WatcherSettings) -> Watcher:
         health=health,
         local_overrides=local_overrides,
         election=election,
+        acceptance_deadline=settings.acceptance_deadline,
     )
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from istio_burst.core.contracts import DecisionRecord, RecordOutcome, RecordReason
 from istio_burst.core.redis import describe_error
 from istio_burst.watcher import metrics
+from istio_burst.watcher.actuators.kube import api_client, client, micro_time
 from istio_burst.watcher.delivery import BackgroundSender
-from istio_burst.watcher.kube import api_client, client, micro_time
 from istio_burst.watcher.words import record_words
 
 VERBS = ("create", "patch")

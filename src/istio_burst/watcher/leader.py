@@ -24,7 +24,7 @@ from typing import Any
 from istio_burst.core.contracts import Role
 from istio_burst.core.redis import describe_error
 from istio_burst.watcher import metrics
-from istio_burst.watcher.kube import ApiException, api_client, client, micro_time
+from istio_burst.watcher.actuators.kube import ApiException, api_client, client, micro_time
 
 VERBS = ("get", "update")
 

@@ -6,6 +6,8 @@ from the actuator, or the last known when the read fails or the actuator is bein
 read → decide → write at once, up to CONFLICT_RETRIES times. Then the round is committed once:
 the decision's memory (plus the change, if one was written), the weights now in force, and the
 actuator's failure count and back-off. The reporter gets the committed round; nothing flows back.
+What the data plane reports about the route (`acceptance.AcceptanceTracker`) is committed too: a
+route it refused, or did not accept in time, makes the next observation's burst unhealthy.
 
 The override in force comes from the routed object's annotations (read with the weights) or,
 locally, from Redis; outages (readings unusable for OUTAGE_AFTER) and overrides that begin or end
@@ -29,9 +31,11 @@ from dataclasses import replace
 from typing import Protocol
 
 from istio_burst.core.contracts import RecordReason, Role, WatcherState, Weights
+from istio_burst.watcher.acceptance import AcceptanceTracker, Routing, with_route_health
 from istio_burst.watcher.actuators import Actuator, ActuatorError, ActuatorErrorKind, Snapshot
 from istio_burst.watcher.decide import (
     NO_HEALTH_SIGNAL,
+    BurstHealth,
     Memory,
     Observation,
     Policy,
@@ -87,6 +91,7 @@ class Watcher:
         health: BurstHealthCheck | None = None,
         local_overrides: LocalOverrides | None = None,
         election: Election | None = None,
+        acceptance_deadline: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -112,6 +117,7 @@ class Watcher:
         self.retry_at = 0.0  # no actuator call before this (back-off after failures)
         self.rounds = 0
         self.last_reading_kind = ""
+        self.acceptance = AcceptanceTracker(actuator.target, acceptance_deadline)
 
     @property
     def state(self) -> WatcherState:
@@ -152,7 +158,11 @@ class Watcher:
         burst = await self.health.check() if self.health is not None else NO_HEALTH_SIGNAL
         if self.local_overrides is not None:
             self.raw_override = await self.local_overrides.read()
-        return Observation(at, reading, burst)
+        return Observation(at, reading, self._with_route_health(at, burst))
+
+    def _with_route_health(self, at: float, burst: BurstHealth) -> BurstHealth:
+        """A route its data plane refused, or did not accept in time, cannot carry burst."""
+        return with_route_health(burst, self.acceptance.route_health(at))
 
     def _with_override(self, obs: Observation, seen: Snapshot | None) -> Observation:
         if seen is not None and self.local_overrides is None:
@@ -179,8 +189,9 @@ class Watcher:
             decision = decide(self.policy, self.memory, self._with_override(obs, None), self.known)
             return Applied(Outcome.FAILED, self.known, decision, exc, "read")
         decision = decide(self.policy, self.memory, self._with_override(obs, seen), seen.weights)
+        accepted = seen.acceptance
         if decision.weights == seen.weights and seen.exact:
-            return Applied(Outcome.UNCHANGED, seen.weights, decision)
+            return Applied(Outcome.UNCHANGED, seen.weights, decision, acceptance=accepted)
         if self.election is not None and not self.election.is_leader():
             return Applied(Outcome.SKIPPED, seen.weights, decision)  # lost the lease meanwhile
         try:
@@ -188,8 +199,8 @@ class Watcher:
         except ActuatorError as exc:
             conflict = exc.kind is ActuatorErrorKind.CONFLICT
             outcome = Outcome.CONFLICT if conflict else Outcome.FAILED
-            return Applied(outcome, seen.weights, decision, exc, "write")
-        return Applied(Outcome.WRITTEN, seen.weights, decision)
+            return Applied(outcome, seen.weights, decision, exc, "write", acceptance=accepted)
+        return Applied(Outcome.WRITTEN, seen.weights, decision, acceptance=accepted)
 
     def _commit(self, obs: Observation, applied: Applied) -> Round:
         memory = applied.decision.memory
@@ -228,7 +239,12 @@ class Watcher:
             self.overrides.active,
             self.overrides.problem,
             self.outage,
+            routing=self._commit_acceptance(obs.at, applied),
         )
+
+    def _commit_acceptance(self, at: float, applied: Applied) -> Routing:
+        wrote = applied.outcome is Outcome.WRITTEN
+        return self.acceptance.commit(at, applied.acceptance, wrote=wrote)
 
     def _outage_transitions(self, obs: Observation, applied: Applied) -> list[Transition]:
         was = self.outage

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from istio_burst.core.contracts import Override, RecordReason, Weights
-from istio_burst.watcher.actuators import ActuatorError
+from istio_burst.watcher.acceptance import Routing
+from istio_burst.watcher.actuators import Acceptance, ActuatorError
 from istio_burst.watcher.decide import Decision, Memory, Observation
 
 
@@ -28,6 +29,7 @@ class Applied:
     error: ActuatorError | None = None  # for FAILED and CONFLICT
     call: str = ""  # which call failed: "read" or "write"
     conflicts: tuple[ActuatorError, ...] = ()  # earlier attempts of this round, decided again
+    acceptance: Acceptance | None = None  # what the read reported about the data plane
 
     @property
     def after(self) -> Weights:
@@ -58,3 +60,4 @@ class Round:
     override: Override | None = None  # in force this round
     override_problem: str = ""  # why the override given was refused
     outage: bool = False  # readings unusable for OUTAGE_AFTER: the outage policy acts
+    routing: Routing | None = None  # whether what was written is in force

@@ -16,6 +16,7 @@ from collections import deque
 from istio_burst.core.contracts import LastChange, Mode, Role, Sample, WatcherState
 from istio_burst.core.settings import redact_url
 from istio_burst.watcher import metrics
+from istio_burst.watcher.acceptance import TROUBLE
 from istio_burst.watcher.actuators import ActuatorError
 from istio_burst.watcher.decide import Policy, verb
 from istio_burst.watcher.ledger import Ledger
@@ -67,6 +68,7 @@ class Reporter:
         )
         self._last_reason = ""
         self._last_read_problem = ""
+        self._last_routing = ""
         metrics.MODE.labels(mode=policy.mode).set(1)
         for name, value in self.state.thresholds.items():
             metrics.THRESHOLD.labels(name=name).set(value)
@@ -84,6 +86,7 @@ class Reporter:
         self._metrics(done)
         self._record(done)
         self._update_state(done)
+        self._routing(done)
         if self.publisher is not None:
             await self.publisher.publish(self.state)
 
@@ -250,3 +253,22 @@ class Reporter:
         elif applied.outcome in (Outcome.WRITTEN, Outcome.UNCHANGED):
             s.actuator_error_kind, s.actuator_error = None, ""
         # SKIPPED (backing off after a failure): the failure stands until a call succeeds.
+
+    def _routing(self, done: Round) -> None:
+        """Whether the written weights are in force: in the state, and logged when it changes."""
+        routing = done.routing
+        if routing is None:
+            return
+        self.state.routing = routing.as_dict()
+        if routing.state == self._last_routing:
+            return
+        self._last_routing = routing.state
+        trouble = routing.state in TROUBLE
+        log.log(
+            logging.WARNING if trouble else logging.INFO,
+            "%s is %s%s",
+            routing.target,
+            routing.state,
+            f": {routing.detail}" if routing.detail else "",
+            extra={"target": routing.target, "routing": routing.state, "cause": routing.detail},
+        )

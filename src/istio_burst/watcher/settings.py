@@ -33,6 +33,19 @@ KUBERNETES_QUERY = (
     'destination_service="worker-service.default.svc.cluster.local"}[1m]))'
 )
 
+# Istio ambient (ACTUATOR=gateway-api): no sidecars. ztunnel reports only TCP metrics; the
+# waypoint, which applies the HTTPRoute, reports istio_requests_total with reporter="waypoint" and
+# the standard labels (source_workload, source_workload_namespace, destination_service,
+# destination_service_name, destination_service_namespace, destination_workload, source_cluster,
+# destination_cluster, response_code, ...). The waypoint runs in the primary cluster and counts
+# every request it routes, to either Service: the Service asked for (worker-service) or the
+# backend it chose (worker-primary, worker-burst) may be named, so all three are matched.
+AMBIENT_QUERY = (
+    'sum(rate(istio_requests_total{reporter="waypoint",'
+    'source_workload="frontend-deployment",'
+    'destination_service_name=~"worker-service|worker-primary|worker-burst"}[1m]))'
+)
+
 # Local demo and docker-compose: the requests HAProxy, the local data plane, passed to the workers'
 # backend, as the sidecars count them in Kubernetes; scraped every second, so a 5 s window holds
 # 5 scrapes.
@@ -91,7 +104,10 @@ class WatcherSettings(HTTPServiceSettings):
     query: str = Field(
         KUBERNETES_QUERY,
         min_length=1,
-        description="PromQL giving the worker's request rate in req/s (local demo: "
+        description="PromQL giving the worker's request rate in req/s (default with "
+        "ACTUATOR=gateway-api: what Istio ambient's waypoint counts, "
+        + AMBIENT_QUERY
+        + "; local demo: "
         + LOCAL_QUERY
         + ")",
     )
@@ -153,10 +169,11 @@ class WatcherSettings(HTTPServiceSettings):
         3, ge=1, description="failures in a row (readings or writes) before reporting not-ready"
     )
 
-    actuator: Literal["istio", "haproxy"] = Field(
+    actuator: Literal["istio", "gateway-api", "haproxy"] = Field(
         "istio",
-        description="istio: patch the worker VirtualService; haproxy: set the server weights "
-        "through HAProxy's runtime API (the local demo and docker-compose)",
+        description="istio: patch the worker VirtualService (sidecar mode); gateway-api: patch "
+        "the worker HTTPRoute (Istio ambient, any Gateway API implementation); haproxy: set the "
+        "server weights through HAProxy's runtime API (the local demo and docker-compose)",
     )
     haproxy_runtime_api: str = Field(
         "",
@@ -171,10 +188,30 @@ class WatcherSettings(HTTPServiceSettings):
     )
     namespace: str = Field(
         default_factory=pod_namespace,
-        description="namespace of the VirtualService (default: the pod's own, else default)",
+        description="namespace of the VirtualService or HTTPRoute (default: the pod's own, "
+        "else default)",
     )
     virtual_service: str = Field(
         "worker-virtual-service", min_length=1, description="the worker's VirtualService"
+    )
+    http_route: str = Field(
+        "worker-route", min_length=1, description="gateway-api: the worker's HTTPRoute"
+    )
+    primary_service: str = Field(
+        "worker-primary",
+        min_length=1,
+        description="gateway-api: the Service of the primary side's workers (a backendRef)",
+    )
+    burst_service: str = Field(
+        "worker-burst",
+        min_length=1,
+        description="gateway-api: the Service of the burst side's workers (a backendRef)",
+    )
+    acceptance_deadline: float = Field(
+        30,
+        gt=0,
+        description="seconds a written route may stay not yet accepted by its controller "
+        "before traffic goes back to primary (gateway-api; the others report nothing)",
     )
     kube_context: str = Field(
         "", description="kubeconfig context to use (default: in-cluster, else current context)"
@@ -221,8 +258,8 @@ class WatcherSettings(HTTPServiceSettings):
     )
     kube_events: bool = Field(
         True,
-        description="istio: write each decision record as a Kubernetes Event (events.k8s.io/v1) "
-        "regarding the VirtualService",
+        description="istio, gateway-api: write each decision record as a Kubernetes Event "
+        "(events.k8s.io/v1) regarding the VirtualService or HTTPRoute",
     )
     notify_url: str = Field(
         "", description="webhook that gets each decision record as a JSON POST (empty: none)"
@@ -240,7 +277,8 @@ class WatcherSettings(HTTPServiceSettings):
     )
     leader_election: bool = Field(
         False,
-        description="istio: replicas elect one leader through a coordination.k8s.io Lease; "
+        description="istio, gateway-api: replicas elect one leader through a coordination.k8s.io "
+        "Lease; "
         "only the leader reads, decides and writes, the others stand by (ready)",
     )
     lease_name: str = Field(
@@ -268,6 +306,13 @@ class WatcherSettings(HTTPServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _ambient_query_for_routes(self) -> WatcherSettings:
+        # No sidecars in ambient mode: the default sidecar query would find nothing.
+        if self.actuator == "gateway-api" and "query" not in self.model_fields_set:
+            self.query = AMBIENT_QUERY
+        return self
+
+    @model_validator(mode="after")
     def _haproxy_needs_its_api(self) -> WatcherSettings:
         if self.actuator == "haproxy":
             if not self.haproxy_runtime_api:
@@ -280,8 +325,10 @@ class WatcherSettings(HTTPServiceSettings):
 
     @model_validator(mode="after")
     def _election_needs_kubernetes(self) -> WatcherSettings:
-        if self.leader_election and self.actuator != "istio":
-            raise ValueError("LEADER_ELECTION needs ACTUATOR=istio (a Lease in Kubernetes)")
+        if self.leader_election and self.actuator == "haproxy":
+            raise ValueError(
+                "LEADER_ELECTION needs ACTUATOR=istio or gateway-api (a Lease in Kubernetes)"
+            )
         return self
 
     def public_dict(self) -> dict[str, Any]:

@@ -226,7 +226,23 @@
   }, 1000);
 
   // ---- routing: the weights the watcher reports, and the split the hashes show -----------------
-  const APPLIED_BY = { haproxy: "HAProxy", istio: "the Istio VirtualService" };
+  const APPLIED_BY = { haproxy: "HAProxy", istio: "the Istio VirtualService", "gateway-api": "the Gateway API HTTPRoute" };
+  // Whether the weights written are in force, as the data plane reports it (watcher `routing`).
+  const ACCEPTANCE = {
+    applied: "accepted by the data plane",
+    pending: "pending: not yet accepted by the data plane",
+    refused: "refused by the data plane",
+    not_accepted: "not accepted by the data plane in time",
+  };
+
+  function showAcceptance(routing) {
+    const line = $("routing-acceptance");
+    const said = routing && ACCEPTANCE[routing.state];
+    line.hidden = !said;
+    line.dataset.state = said ? routing.state : "";
+    const trouble = said && routing.state !== "applied" && routing.state !== "pending";
+    line.textContent = said ? `${said}${trouble && routing.detail ? `: ${routing.detail}` : ""}` : "";
+  }
 
   function showWeights(weights) {
     for (const name of ["primary", "burst"]) {
@@ -243,6 +259,7 @@
       // Never a default shown as fact: the weights are simply not known.
       showWeights(null);
       $("routing-text").textContent = "no watcher has reported yet: the weights in force are not known";
+      showAcceptance(null);
       return;
     }
     showWeights(r);
@@ -251,6 +268,7 @@
     const when = typeof r.at === "number" && r.at > 1e9 ? ` at ${new Date(r.at * 1000).toLocaleTimeString()}` : "";
     const dry = r.dry_run ? "; dry run: not applied" : "";
     $("routing-text").textContent = `primary ${r.primary} % / burst ${r.burst} %, reported by the watcher${when}; applied by ${who}${where}${dry}`;
+    showAcceptance(r.routing);
   });
 
   const SPLIT_SECONDS = Number($("measured-split").dataset.seconds);
