@@ -131,7 +131,7 @@ async def test_the_card_charts_the_reading_thresholds_decisions_and_override_ban
                 "watcher",
                 "override",
                 "burst",
-                "--for=8s",
+                "--for=10s",
                 f"--redis-url={own_redis.url}",
             ],
             capture_output=True,

@@ -73,7 +73,7 @@ def test_the_override_cli_pins_the_traffic_expires_and_the_ledger_shows_it(
     proc, url = start()
     try:
         wait_status(proc, url, lambda s: s["ready"])
-        done = watcher_cli("override", "burst", "--for", "4s", "--redis-url", own_redis.url)
+        done = watcher_cli("override", "burst", "--for", "8s", "--redis-url", own_redis.url)
         assert done.returncode == 0, done.stderr
         assert "override burst until" in done.stdout
 

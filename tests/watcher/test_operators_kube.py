@@ -132,7 +132,7 @@ def test_an_annotation_overrides_expires_and_a_malformed_one_is_refused_visibly(
     load(prom, 3)
     proc, url = watcher()
     wait_status(proc, url, lambda s: s["ready"])
-    until = (datetime.now(UTC) + timedelta(seconds=8)).isoformat(timespec="seconds")
+    until = (datetime.now(UTC) + timedelta(seconds=12)).isoformat(timespec="seconds")
     annotate(kube, "istio-burst.dev/override=burst", f"istio-burst.dev/override-until={until}")
     wait_weights(kube, (0, 100), timeout=10)
     state = wait_status(proc, url, lambda s: s["override"] is not None)
