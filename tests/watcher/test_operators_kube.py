@@ -209,6 +209,16 @@ def test_two_watchers_elect_one_leader_and_the_other_takes_over_within_15_s(
     assert len(vs_patches(kube)) == 2, "still one PATCH per change: no double writes"
     leader.stop()
 
+    # A leader that stops cleanly (SIGTERM, a rollout) releases the Lease: no wait for it.
+    third, third_url = watcher(IDENTITY="watcher-c", **election)
+    wait_status(third, third_url, lambda s: s["role"] == "standby")
+    successor = standby  # leads since the first one was killed
+    successor.stop()
+    stopped = time.monotonic()
+    wait_status(third, third_url, lambda s: s["role"] == "leader", timeout=30)
+    assert time.monotonic() - stopped < 8, "released, not run out"
+    assert len(vs_patches(kube)) == 2, "the weights already match: nothing written"
+
 
 @pytest.mark.parametrize(
     ("verb", "resource", "allowed"),
