@@ -16,7 +16,7 @@ COMMANDS = {
     "frontend": "web page with a frequency slider; drives the worker and streams hashes over "
     "socket.io",
     "watcher": "reads the request rate from Prometheus; shifts worker traffic between primary "
-    "and burst",
+    "and burst (`watcher status`, `watcher override ...`: for a running watcher)",
     "demo": "the whole system on this machine: redis, prometheus, two workers, frontend, watcher",
 }
 
@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         top_parser().parse_args(args[:1])  # prints usage or help, and exits
     name = args[0]
     service = importlib.import_module(f"istio_burst.{name}.main")
+    # A service may have commands of its own: `istio-burst watcher status`.
+    subcommands = getattr(service, "SUBCOMMANDS", {})
+    if len(args) > 1 and args[1] in subcommands:
+        return int(subcommands[args[1]](args[2:]))
     settings = parse_settings(service.Settings, f"istio-burst {name}", args[1:], COMMANDS[name])
     return int(service.run(settings) or 0)
 

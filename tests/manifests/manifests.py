@@ -114,6 +114,8 @@ def resolved_env(deployment: Obj, container: Obj) -> dict[str, str]:
             )
         elif field == "metadata.namespace":
             values[entry["name"]] = namespace_of(deployment)
+        elif field == "metadata.name":  # the pod's name: the Deployment's, plus a suffix
+            values[entry["name"]] = f"{name_of(deployment)}-7d9f8c6b5-x2x4q"
         elif "secretKeyRef" in source:
             values[entry["name"]] = SECRET_STAND_IN
         else:

@@ -335,10 +335,12 @@ def test_replica_counts(overlays: dict[str, Rendered]) -> None:
     primary, burst = overlays["primary"], overlays["burst"]
     # Two frontends, spread over nodes, one kept through disruptions (issue 12).
     assert primary.get("Deployment", "frontend-deployment")["spec"]["replicas"] == 2
-    # Two watchers would both write the weights; Recreate keeps a rollout from running two.
-    watcher = primary.get("Deployment", "istiowatcher-deployment")["spec"]
-    assert watcher["replicas"] == 1
-    assert watcher["strategy"]["type"] == "Recreate"
+    # Two watchers, one writer: they elect a leader through the Lease (issue 18).
+    watcher = primary.get("Deployment", "istiowatcher-deployment")
+    assert watcher["spec"]["replicas"] == 2
+    env = literal_env(containers(watcher)[0])
+    assert env["LEADER_ELECTION"] == "true"
+    assert name_of(primary.get("Lease", env["LEASE_NAME"])) == env["LEASE_NAME"]
     # On burst the autoscaler owns the count (a replicas field would reset it on every apply).
     assert "replicas" not in burst.get("Deployment", "worker-deployment")["spec"]
     autoscaler = burst.get("HorizontalPodAutoscaler", "worker-autoscaler")["spec"]

@@ -91,6 +91,7 @@ def local_env(deployment: Obj, container: Obj, backends: Backends) -> dict[str, 
     if env.get("ACTUATOR") == "istio":
         env["ACTUATOR"] = "haproxy"
         env["HAPROXY_RUNTIME_API"] = backends.proxy.runtime_api
+        env.pop("LEADER_ELECTION", None)  # a Lease needs the Kubernetes API: one watcher here
     return env
 
 

@@ -41,6 +41,7 @@ def test_primary_overlay_is_the_whole_app(primary: Rendered) -> None:
             ("ServiceAccount", "istiowatcher"): 1,
             ("Role", "istiowatcher"): 1,
             ("RoleBinding", "istiowatcher"): 1,
+            ("Lease", "istiowatcher"): 1,
             ("Service", "frontend-service"): 1,
             ("Service", "worker-service"): 1,
             ("Service", "redis-cache-service"): 1,

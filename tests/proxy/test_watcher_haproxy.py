@@ -158,6 +158,9 @@ def test_haproxy_killed_holds_reports_not_ready_and_recovers(
 
         down = wait_status(proc, url, lambda s: not s["ready"])
         assert "failed calls to haproxy backend workers" in down["not_ready_reason"]
+        assert down["actuator_error_kind"] == "unreachable"
+        assert "cannot reach the runtime API" in down["actuator_error"]
+        assert down["reading_error_kind"] is None, "the readings are fine"
         assert down["write_failures"] >= 3
         assert down["weights"] == {"primary": 0, "burst": 100}, "held, not reset"
         response = httpx.get(url + "/healthz", timeout=5)
@@ -168,7 +171,8 @@ def test_haproxy_killed_holds_reports_not_ready_and_recovers(
 
         proxy.start()  # back with its config's weights: everything on primary
         wait_proxy_weights(proxy, (0, 100), proc)  # read again, decided again, written
-        wait_status(proc, url, lambda s: s["ready"], timeout=30)
+        back = wait_status(proc, url, lambda s: s["ready"], timeout=30)
+        assert (back["actuator_error_kind"], back["actuator_error"]) == (None, "")
         assert httpx.get(url + "/healthz", timeout=5).status_code == 200
     finally:
         proc.stop()
@@ -188,7 +192,8 @@ def test_prometheus_gone_holds_the_weights_and_reports_not_ready_then_resumes(
         prometheus.stop()
         load.set_rate(0)  # the original would now read "no answer" as 0 req/s and flip back
         down = wait_status(proc, url, lambda s: not s["ready"])
-        assert down["reading_kind"] == "unreachable"
+        assert down["reading_kind"] == down["reading_error_kind"] == "unreachable"
+        assert down["actuator_error_kind"] is None, "HAProxy is fine"
         assert down["weights"] == {"primary": 0, "burst": 100}
         response = httpx.get(url + "/healthz", timeout=5)
         assert response.status_code == 503

@@ -80,6 +80,7 @@ async def in_process_watchers(defaults: dict[str, Any]) -> AsyncIterator[Any]:
                 "max_failures": 3,
                 "publish_state": False,
                 **defaults,
+                "kube_events": False,  # these tests count the VirtualService's requests
                 **overrides,
             }
         )

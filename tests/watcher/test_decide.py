@@ -10,14 +10,13 @@ from dataclasses import replace
 
 import pytest
 
-from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Weights
+from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Reason, Weights
 from istio_burst.watcher.decide import (
     BurstHealth,
     Decision,
     Memory,
     Observation,
     Policy,
-    Reason,
     decide,
     verb,
 )
@@ -162,13 +161,13 @@ def test_fail_safe_hold_keeps_the_weights_through_any_number_of_failures() -> No
     assert run[-1][1].memory.failures == 50
 
 
-def test_fail_safe_primary_acts_after_max_failures_in_a_row() -> None:
-    policy = replace(SWITCH, fail_safe="primary", max_failures=3)
+def test_outage_policy_primary_acts_after_outage_after_seconds_of_bad_readings() -> None:
+    policy = replace(SWITCH, outage_policy="primary", outage_after=2)
     bad = Reading(ReadingKind.UNREACHABLE)
     obs = [Observation(0, bad), Observation(1, bad), Observation(2, rate(12)), Observation(3, bad)]
     obs += [Observation(4, bad), Observation(5, bad)]
     run = replay(policy, obs, start=BURST_ONLY)
-    assert [d.weights for _, d in run[:5]] == [BURST_ONLY] * 5, "a good reading resets the count"
+    assert [d.weights for _, d in run[:5]] == [BURST_ONLY] * 5, "a good reading resets the time"
     assert run[5][1].weights == PRIMARY_ONLY
     assert run[5][1].reason is Reason.FAIL_SAFE_PRIMARY
 

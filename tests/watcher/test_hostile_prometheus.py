@@ -44,7 +44,7 @@ async def test_readings_prometheus_never_gives_do_not_move_the_weights(
     assert kube.weights() == (0, 100)
 
 
-def test_a_trickling_prometheus_times_out_shows_it_and_the_fail_safe_runs(
+def test_a_trickling_prometheus_times_out_shows_it_and_the_outage_policy_runs(
     kube: KubeFront, prom: ScriptedServer, tmp_path: Path
 ) -> None:
     load(prom, 30)
@@ -54,7 +54,8 @@ def test_a_trickling_prometheus_times_out_shows_it_and_the_fail_safe_runs(
         **kube.watcher_env(tmp_path),
         PUBLISH_STATE="false",
         QUERY_TIMEOUT="1",
-        FAIL_SAFE="primary",
+        OUTAGE_POLICY="primary",
+        OUTAGE_AFTER="2",
         MAX_FAILURES="3",
     )
     try:

@@ -35,7 +35,8 @@ ENV_NAMES = [
     "STEP",
     "MIN_DWELL",
     "STABILIZATION_WINDOW",
-    "FAIL_SAFE",
+    "OUTAGE_POLICY",
+    "OUTAGE_AFTER",
     "MAX_FAILURES",
     "ACTUATOR",
     "NAMESPACE",
@@ -63,7 +64,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         1.0,
         "switch",
     )
-    assert (s.high, s.low, s.empty_result_value, s.fail_safe) == (15, 10, 0, "hold")
+    assert (s.high, s.low, s.empty_result_value, s.outage_policy) == (15, 10, 0, "hold")
     assert (s.actuator, s.virtual_service, s.dry_run) == ("istio", "worker-virtual-service", False)
     assert s.query == KUBERNETES_QUERY
     assert 'reporter="source"' in s.query and "[1m]" in s.query
@@ -111,7 +112,7 @@ def test_namespace_comes_from_the_service_account_file(tmp_path: Path) -> None:
     [
         {"low": 20, "high": 15},
         {"mode": "sometimes"},
-        {"fail_safe": "panic"},
+        {"outage_policy": "panic"},
         {"step": 0},
         {"interval": 0},
         {"empty_result_value": "zero"},

@@ -1,8 +1,9 @@
 """What the services say to each other, written down once and imported by both sides.
 
 - The worker PUBLISHes a `HashMessage` (JSON) on the `calculation` channel; the frontend decodes it.
-- The watcher writes its state (JSON object, with the `Weights` it reports) to WATCHER_STATE_KEY
-  and publishes it on WATCHER_STATE_CHANNEL; the frontend shows it on the page. The weights are
+- The watcher writes its `WatcherState` (JSON, with the `Weights` it reports and its last
+  `DecisionRecord`s) to WATCHER_STATE_KEY and publishes it on WATCHER_STATE_CHANNEL; the frontend
+  parses it with the same model and shows it on the page. The weights are
   applied by the data plane (the Istio VirtualService, or HAProxy locally), never by the frontend.
 - The frontend counts its sends in FRONTEND_REQUESTS_METRIC (the page and bench read it; the
   watcher reads what the data plane counted).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Self
 
 import orjson
@@ -203,3 +205,212 @@ class PageStats(DriverFigures):
     replica: ReplicaReport
     shared: bool
     redis: RedisStatus
+
+
+# ---- the watcher's state ------------------------------------------------------------------------
+
+
+class ReadingKind(StrEnum):
+    """What one Prometheus query gave: a number, or exactly which kind of nothing."""
+
+    NUMBER = "number"
+    EMPTY = "empty"  # the query matched no series
+    NAN_INF = "nan_inf"
+    MULTIPLE_SERIES = "multiple_series"
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    HTTP_ERROR = "http_error"  # 4xx/5xx, e.g. a PromQL syntax error (400) or overload (503)
+    REDIRECT = "redirect"  # 3xx: Prometheus never redirects a query; its body is no reading
+    MALFORMED = "malformed"  # not a Prometheus instant query's JSON, or over the size cap
+
+
+class ActuatorErrorKind(StrEnum):
+    """Why a read or write of the weights (VirtualService, HAProxy) failed."""
+
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    CONFLICT = "conflict"  # changed since it was read: read again and decide again
+    INVALID = "invalid"  # the object is not what we can work with, or the write was rejected
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    CONFIG = "config"  # no kubeconfig / in-cluster credentials
+
+
+class Mode(StrEnum):
+    SWITCH = "switch"  # everything to burst above HIGH, back below LOW
+    OVERFLOW = "overflow"  # only the load over PRIMARY_CAPACITY goes to burst, in steps
+
+
+class Action(StrEnum):
+    """What a decision does to the weights."""
+
+    HOLD = "hold"
+    TO_BURST = "to_burst"
+    MORE_BURST = "more_burst"
+    LESS_BURST = "less_burst"
+    TO_PRIMARY = "to_primary"
+
+
+class Reason(StrEnum):
+    """Which rule of the decision gave its weights."""
+
+    ABOVE_HIGH = "above_high"
+    BETWEEN_THRESHOLDS = "between_thresholds"
+    BELOW_LOW = "below_low"
+    STABILIZING = "stabilizing"
+    LOW_FOR_WINDOW = "low_for_window"
+    OVER_CAPACITY = "over_capacity"
+    WITHIN_CAPACITY = "within_capacity"
+    UNDER_CAPACITY = "under_capacity"
+    DWELL = "dwell"
+    BAD_READING = "bad_reading"
+    FAIL_SAFE_PRIMARY = "fail_safe_primary"
+    FAIL_SAFE_BURST = "fail_safe_burst"
+    BURST_UNHEALTHY = "burst_unhealthy"
+    BURST_BACKOFF = "burst_backoff"
+    OVERRIDE = "override"
+
+
+class RecordReason(StrEnum):
+    """Why a decision record was written: the ledger's reasons (and the Kubernetes Events')."""
+
+    BURST_STARTED = "BurstStarted"
+    BURST_ENDED = "BurstEnded"
+    OVERFLOW_STEP = "OverflowStep"
+    HAND_EDIT_UNDONE = "HandEditUndone"
+    HELD_STALE_METRICS = "HeldStaleMetrics"  # readings stopped; outage policy hold
+    FAIL_SAFE_PRIMARY = "FailSafePrimary"  # readings stopped; outage policy primary
+    FAIL_SAFE_BURST = "FailSafeBurst"  # readings stopped; outage policy burst
+    METRICS_RESUMED = "MetricsResumed"  # usable readings again: the outage is over
+    BURST_UNHEALTHY = "BurstUnhealthy"
+    OVERRIDE_APPLIED = "OverrideApplied"
+    OVERRIDE_EXPIRED = "OverrideExpired"
+    OVERRIDE_CLEARED = "OverrideCleared"
+    OVERRIDE_REFUSED = "OverrideRefused"  # malformed: ignored, decided as if there were none
+
+
+class RecordOutcome(StrEnum):
+    WRITTEN = "written"
+    CONFLICT = "conflict"  # changed under the watcher in every attempt of the round
+    FAILED = "failed"
+    DRY_RUN = "dry_run"  # would have been written
+    NONE = "none"  # nothing to write (a hold, a pause, a refused override)
+
+
+class OverrideTarget(StrEnum):
+    PRIMARY = "primary"  # everything to primary
+    BURST = "burst"  # everything to burst
+    PAUSE = "pause"  # the weights stay as they are: nothing is written
+
+
+class Override(BaseModel):
+    """An operator's override: from the routed object's annotations, or set locally."""
+
+    target: OverrideTarget
+    until: float | None = None  # Unix time it expires; None: until removed
+    source: str = ""  # "annotation" or "local"
+
+
+class Role(StrEnum):
+    SINGLE = "single"  # no leader election: the only writer
+    LEADER = "leader"  # holds the Lease: reads, decides and writes
+    STANDBY = "standby"  # another replica holds the Lease: waits, writes nothing
+
+
+class DecisionRecord(BaseModel):
+    """One entry of the decision ledger: a change of the weights (or an attempt), a hand edit
+    undone, a fail-safe entered or left, an override started, ended or refused. The same record
+    repeated (same reason, weights and outcome) is counted, not added again (`count`, `last_at`).
+    """
+
+    at: float  # Unix time of the first occurrence
+    last_at: float  # Unix time of the latest repeat
+    count: int = 1
+    action: Action
+    reason: RecordReason
+    detail: str  # in words: "30 req/s above HIGH 15"
+    reading: float | None = None  # req/s the decision used; None when unusable
+    reading_kind: ReadingKind | None = None
+    window: str = ""  # the query's rate window, e.g. "5s"
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    before: dict[str, int]
+    after: dict[str, int]  # what the decision asked for
+    outcome: RecordOutcome
+    error_kind: ActuatorErrorKind | None = None  # for failed and conflict
+
+    def same_as(self, other: DecisionRecord) -> bool:
+        """A repeat of `other`: counted into it rather than recorded again. A change repeats
+        whatever its detail (the reading in it moves); a transition only word for word."""
+        if self.outcome is RecordOutcome.NONE and self.detail != other.detail:
+            return False
+        return (self.reason, self.action, self.before, self.after, self.outcome) == (
+            other.reason,
+            other.action,
+            other.before,
+            other.after,
+            other.outcome,
+        )
+
+
+class Sample(BaseModel):
+    """One round for the page's chart."""
+
+    at: float  # Unix time
+    reading: float | None
+    burst: int  # the burst weight in force after the round
+    band: str = ""  # "override", "outage" or "" (shaded on the chart)
+
+
+class LastChange(BaseModel):
+    at: float  # Unix time
+    old: dict[str, int]
+    new: dict[str, int]
+    decision: Action
+    reason: Reason
+
+
+class WatcherState(BaseModel):
+    """What the watcher answers on /status and publishes on Redis for the page.
+
+    Fields a newer watcher adds are ignored by an older reader; every field has a default, so a
+    state from an older watcher still parses.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    reading: float | None = None  # req/s, None when the last reading was not usable
+    reading_kind: ReadingKind | None = None  # None before the first reading
+    reading_error_kind: ReadingKind | None = None  # set while the last reading was not usable
+    reading_detail: str = ""
+    weights: dict[str, int] = Field(default_factory=lambda: Weights().as_dict())
+    mode: Mode = Mode.SWITCH
+    decision: Action = Action.HOLD
+    reason: Reason | None = None  # None before the first round
+    detail: str = ""
+    at: float = 0.0  # Unix time of this state
+    ready: bool = False
+    not_ready_reason: str = "no reading yet"
+    actuator: str = ""
+    target: str = ""
+    actuator_error_kind: ActuatorErrorKind | None = None  # set while the last call failed
+    actuator_error: str = ""  # what that failure said
+    dry_run: bool = False
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    read_failures: int = 0
+    write_failures: int = 0
+    burst_health: dict[str, Any] = Field(default_factory=lambda: {"healthy": None, "detail": ""})
+    last_change: LastChange | None = None
+    # Whether the weights written are in force: {target, state: applied | pending | refused |
+    # not_accepted | unverified, detail, pending_for}
+    routing: dict[str, Any] = Field(default_factory=dict)
+    role: Role = Role.SINGLE
+    override: Override | None = None  # the override in force
+    override_problem: str = ""  # why the override given was refused (malformed)
+    outage_since: float | None = None  # Unix time readings stopped, while the outage policy acts
+    outage_policy: str = "hold"
+    decisions: list[DecisionRecord] = Field(default_factory=list)  # the newest last
+    history: list[Sample] = Field(default_factory=list)  # the last minutes, oldest first
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -126,3 +127,16 @@ def redact_url(value: str) -> str:
         return f"{found['scheme']}{user}:***@" if colon else f"{found['scheme']}***@"
 
     return _USERINFO.sub(mask, value)
+
+
+def redact_webhook(url: str) -> str:
+    """Only the scheme, host and port of a webhook URL: its user, password, path and query may
+    all be secrets (Slack's incoming webhooks carry theirs in the path)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+        host = parts.hostname or ""
+    except ValueError:
+        return "***"
+    secret = parts.username or parts.password or parts.path.strip("/") or parts.query
+    return f"{parts.scheme}://{host}{port}" + ("/***" if secret else "")

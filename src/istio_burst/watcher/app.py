@@ -1,4 +1,5 @@
-"""The watcher's HTTP side (/healthz /livez /metrics /status) and the lifespan running its loop."""
+"""The watcher's HTTP side (/healthz /livez /metrics /status /decisions) and the lifespan running
+its loop (and, with LEADER_ELECTION, its Lease)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.responses import PlainTextResponse
 
+from istio_burst.core.contracts import Role
 from istio_burst.core.http_errors import (
     JSONBytesResponse,
     install_error_handlers,
@@ -21,7 +24,10 @@ from istio_burst.core.metrics import metrics_endpoint
 from istio_burst.watcher.actuators import Actuator, DryRun
 from istio_burst.watcher.actuators.haproxy import HAProxyActuator
 from istio_burst.watcher.health import BurstHealthCheck
+from istio_burst.watcher.ledger import Ledger, Sink
+from istio_burst.watcher.local_overrides import RedisOverrides
 from istio_burst.watcher.loop import Watcher
+from istio_burst.watcher.notify import Notifier
 from istio_burst.watcher.prometheus import PrometheusSource
 from istio_burst.watcher.reporter import Reporter
 from istio_burst.watcher.settings import WatcherSettings
@@ -58,6 +64,56 @@ def build_actuator(settings: WatcherSettings) -> Actuator:
     return DryRun(actuator) if settings.dry_run else actuator
 
 
+def build_sinks(settings: WatcherSettings) -> list[Sink]:
+    sinks: list[Sink] = []
+    if settings.actuator != "haproxy" and settings.kube_events:
+        events = importlib.import_module("istio_burst.watcher.events")
+        if settings.actuator == "gateway-api":
+            api_version, kind, name = (
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                settings.http_route,
+            )
+        else:
+            api_version, kind = "networking.istio.io/v1", "VirtualService"
+            name = settings.virtual_service
+        regarding = events.Regarding(api_version, kind, settings.namespace, name)
+        sinks.append(
+            events.KubeEvents(
+                regarding,
+                instance=settings.identity,
+                context=settings.kube_context,
+                kubeconfig=settings.kubeconfig,
+                timeout=settings.write_timeout,
+            )
+        )
+    if settings.notify_url:
+        sinks.append(
+            Notifier(
+                settings.notify_url,
+                settings.notify_format,
+                timeout=settings.notify_timeout,
+                queue_size=settings.notify_queue,
+            )
+        )
+    return sinks
+
+
+def build_election(settings: WatcherSettings) -> Any:
+    if not settings.leader_election:
+        return None
+    leader = importlib.import_module("istio_burst.watcher.leader")
+    return leader.LeaseElection(
+        settings.namespace,
+        settings.lease_name,
+        settings.identity,
+        duration=settings.lease_duration,
+        context=settings.kube_context,
+        kubeconfig=settings.kubeconfig,
+        timeout=settings.write_timeout,
+    )
+
+
 def build_watcher(settings: WatcherSettings) -> Watcher:
     source = PrometheusSource(settings.prometheus_url, settings.query_timeout)
     health = None
@@ -76,6 +132,7 @@ def build_watcher(settings: WatcherSettings) -> Watcher:
     )
     actuator = build_actuator(settings)
     policy = settings.policy()
+    election = build_election(settings)
     reporter = Reporter(
         policy,
         actuator=actuator.name,
@@ -83,6 +140,14 @@ def build_watcher(settings: WatcherSettings) -> Watcher:
         prometheus_url=settings.prometheus_url,
         dry_run=settings.dry_run,
         publisher=publisher,
+        ledger=Ledger(settings.decisions_kept, build_sinks(settings)),
+        role=Role.SINGLE if election is None else Role.STANDBY,
+    )
+    # Locally (no routed object to annotate) the override is kept on Redis.
+    local_overrides = (
+        RedisOverrides(settings.redis_url, settings.write_timeout)
+        if settings.actuator == "haproxy"
+        else None
     )
     return Watcher(
         policy,
@@ -93,6 +158,8 @@ def build_watcher(settings: WatcherSettings) -> Watcher:
         interval=settings.interval,
         max_backoff=settings.max_backoff,
         health=health,
+        local_overrides=local_overrides,
+        election=election,
         acceptance_deadline=settings.acceptance_deadline,
     )
 
@@ -102,6 +169,12 @@ async def close_watcher(watcher: Watcher) -> None:
     await watcher.source.close()
     if watcher.health is not None:
         await watcher.health.close()
+    if watcher.local_overrides is not None:
+        await watcher.local_overrides.close()
+    for sink in watcher.reporter.ledger.sinks:
+        await sink.close()
+    if watcher.election is not None:
+        await watcher.election.close()
     await watcher.reporter.close()
 
 
@@ -111,10 +184,16 @@ def create_app(settings: WatcherSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        election = watcher.election
+        electing = None
+        if election is not None:
+            electing = asyncio.create_task(election.run(stop), name="watcher-lease")
         task = asyncio.create_task(watcher.run(stop), name="watcher-loop")
         yield
         # SIGTERM: let the current round finish (each call in it is bounded), then close.
         stop.set()
+        if electing is not None:
+            await electing
         try:
             await asyncio.wait_for(asyncio.shield(task), settings.graceful_timeout)
         except TimeoutError:
@@ -122,6 +201,8 @@ def create_app(settings: WatcherSettings) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if election is not None:
+            await election.release()  # the other replica takes over at once
         await close_watcher(watcher)
         log.info("watcher stopped")
 
@@ -150,6 +231,14 @@ def create_app(settings: WatcherSettings) -> FastAPI:
     @app.get("/status", summary="The watcher's state as JSON (the same the page shows)")
     async def status() -> JSONBytesResponse:
         return JSONBytesResponse(watcher.state.as_dict())
+
+    @app.get(
+        "/decisions",
+        summary="The decision ledger: the last `limit` records, oldest first (JSON)",
+    )
+    async def decisions(limit: int = Query(50, ge=1, le=10_000)) -> JSONBytesResponse:
+        records = watcher.reporter.ledger.last(limit)
+        return JSONBytesResponse({"decisions": [r.model_dump(mode="json") for r in records]})
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app

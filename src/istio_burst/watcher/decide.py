@@ -7,9 +7,12 @@ it between rounds and calls `Memory.after_change` once a change is really writte
 Rules, in order:
 1. The burst side reported unhealthy: while any traffic goes there, everything back to primary
    at once (no dwell, no window: safety first); no traffic to burst for BURST_BACKOFF seconds.
-2. A reading that is not a number is never read as a rate: hold the weights (or, with fail-safe
-   `primary`, send everything to primary once MAX_FAILURES readings in a row were bad).
-3. The load decides (`switch` or `overflow`, below); a move back towards primary needs the rate
+2. An operator's override (primary, burst or pause) decides, whatever the readings say; only
+   rule 1 still keeps traffic off a burst side known to be unhealthy.
+3. A reading that is not a number is never read as a rate: hold the weights. Once readings have
+   been unusable for OUTAGE_AFTER seconds the outage policy acts: `hold` (keep holding),
+   `primary` or `burst` (everything to that side).
+4. The load decides (`switch` or `overflow`, below); a move back towards primary needs the rate
    low for the whole stabilization window; no load-driven change within MIN_DWELL of the last.
 """
 
@@ -17,27 +20,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Literal
 
-from istio_burst.core.contracts import BURST_ONLY, PRIMARY_ONLY, Weights
+from istio_burst.core.contracts import (
+    BURST_ONLY,
+    PRIMARY_ONLY,
+    Action,
+    Override,
+    OverrideTarget,
+    Reason,
+    Weights,
+)
 from istio_burst.watcher.readings import Reading, ReadingKind
-
-
-class Reason(StrEnum):
-    ABOVE_HIGH = "above_high"
-    BETWEEN_THRESHOLDS = "between_thresholds"
-    BELOW_LOW = "below_low"
-    STABILIZING = "stabilizing"
-    LOW_FOR_WINDOW = "low_for_window"
-    OVER_CAPACITY = "over_capacity"
-    WITHIN_CAPACITY = "within_capacity"
-    UNDER_CAPACITY = "under_capacity"
-    DWELL = "dwell"
-    BAD_READING = "bad_reading"
-    FAIL_SAFE_PRIMARY = "fail_safe_primary"
-    BURST_UNHEALTHY = "burst_unhealthy"
-    BURST_BACKOFF = "burst_backoff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +44,8 @@ class Policy:
     tolerance: float = 0.1
     min_dwell: float = 5.0
     stabilization_window: float = 10.0
-    fail_safe: Literal["hold", "primary"] = "hold"
+    outage_policy: Literal["hold", "primary", "burst"] = "hold"
+    outage_after: float = 3.0  # seconds of unusable readings before the outage policy acts
     max_failures: int = 3
     empty_value: float | None = 0.0  # what an empty result stands for; None: a bad reading
     burst_backoff: float = 30.0
@@ -70,11 +65,13 @@ class Observation:
     at: float  # seconds on a monotonic clock
     reading: Reading
     burst: BurstHealth = NO_HEALTH_SIGNAL
+    override: Override | None = None  # in force (valid, not expired)
 
 
 @dataclass(frozen=True, slots=True)
 class Memory:
     failures: int = 0  # bad readings in a row
+    bad_since: float | None = None  # when the current run of bad readings began
     low_since: float | None = None  # start of the current run of "low enough to step back"
     last_change_at: float | None = None
     backoff_until: float | None = None  # no traffic to burst before this
@@ -95,13 +92,13 @@ class Decision:
     value: float | None  # the req/s the decision used; None when the reading was unusable
 
 
-def verb(old: Weights, new: Weights) -> str:
-    """One word for what a decision does to the weights, for logs, metrics and the page."""
+def verb(old: Weights, new: Weights) -> Action:
+    """What a decision does to the weights, for logs, metrics and the page."""
     if new.burst > old.burst:
-        return "to_burst" if new.burst == 100 else "more_burst"
+        return Action.TO_BURST if new.burst == 100 else Action.MORE_BURST
     if new.burst < old.burst:
-        return "to_primary" if new.burst == 0 else "less_burst"
-    return "hold"
+        return Action.TO_PRIMARY if new.burst == 0 else Action.LESS_BURST
+    return Action.HOLD
 
 
 def usable_value(policy: Policy, reading: Reading) -> float | None:
@@ -127,9 +124,15 @@ def decide(policy: Policy, memory: Memory, obs: Observation, current: Weights) -
 
     value = usable_value(policy, obs.reading)
     if value is None:
-        return _bad_reading(policy, memory, obs.reading, current)
+        bad_since = at if memory.bad_since is None else memory.bad_since
+        memory = replace(memory, failures=memory.failures + 1, bad_since=bad_since)
+    else:
+        memory = replace(memory, failures=0, bad_since=None)
+    if obs.override is not None:
+        return _overridden(obs, obs.override, memory, current, value)
+    if value is None:
+        return _bad_reading(policy, memory, obs, current)
 
-    memory = replace(memory, failures=0)
     load_rule = _switch if policy.mode == "switch" else _overflow
     target, reason, detail, memory = load_rule(policy, memory, at, value, current)
     if target != current:
@@ -140,15 +143,42 @@ def decide(policy: Policy, memory: Memory, obs: Observation, current: Weights) -
     return Decision(target, reason, detail, memory, value)
 
 
-def _bad_reading(policy: Policy, memory: Memory, reading: Reading, current: Weights) -> Decision:
-    memory = replace(memory, failures=memory.failures + 1, low_since=None)
-    if (
-        policy.fail_safe == "primary"
-        and memory.failures >= policy.max_failures
-        and current != PRIMARY_ONLY
-    ):
-        detail = f"{memory.failures} bad readings in a row ({reading}): fail-safe primary"
-        return Decision(PRIMARY_ONLY, Reason.FAIL_SAFE_PRIMARY, detail, memory, None)
+def in_outage(policy: Policy, memory: Memory, at: float) -> bool:
+    """Readings have been unusable for OUTAGE_AFTER seconds: the outage policy acts."""
+    return memory.bad_since is not None and at - memory.bad_since >= policy.outage_after
+
+
+def _overridden(
+    obs: Observation, override: Override, memory: Memory, current: Weights, value: float | None
+) -> Decision:
+    memory = replace(memory, low_since=None)  # the window starts afresh when the override ends
+    detail = f"override {override.target} ({override.source or 'operator'})"
+    if override.target is OverrideTarget.PRIMARY:
+        return Decision(PRIMARY_ONLY, Reason.OVERRIDE, detail, memory, value)
+    if override.target is OverrideTarget.BURST and current != BURST_ONLY:
+        unhealthy = obs.burst.healthy is False or (
+            memory.backoff_until is not None and obs.at < memory.backoff_until
+        )
+        if unhealthy:
+            why = f"{detail}, but burst is unhealthy: holding {current}"
+            return Decision(current, Reason.BURST_UNHEALTHY, why, memory, value)
+        return Decision(BURST_ONLY, Reason.OVERRIDE, detail, memory, value)
+    return Decision(current, Reason.OVERRIDE, f"{detail}: holding {current}", memory, value)
+
+
+def _bad_reading(policy: Policy, memory: Memory, obs: Observation, current: Weights) -> Decision:
+    memory = replace(memory, low_since=None)
+    reading = obs.reading
+    if in_outage(policy, memory, obs.at):
+        assert memory.bad_since is not None
+        blind = f"no usable reading for {obs.at - memory.bad_since:.0f} s ({reading})"
+        if policy.outage_policy == "primary" and current != PRIMARY_ONLY:
+            detail = f"{blind}: outage policy primary"
+            return Decision(PRIMARY_ONLY, Reason.FAIL_SAFE_PRIMARY, detail, memory, None)
+        backing_off = memory.backoff_until is not None and obs.at < memory.backoff_until
+        if policy.outage_policy == "burst" and current != BURST_ONLY and not backing_off:
+            detail = f"{blind}: outage policy burst"
+            return Decision(BURST_ONLY, Reason.FAIL_SAFE_BURST, detail, memory, None)
     detail = f"no usable rate ({reading}); holding {current}"
     return Decision(current, Reason.BAD_READING, detail, memory, None)
 

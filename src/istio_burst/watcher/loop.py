@@ -9,6 +9,12 @@ actuator's failure count and back-off. The reporter gets the committed round; no
 What the data plane reports about the route (`acceptance.AcceptanceTracker`) is committed too: a
 route it refused, or did not accept in time, makes the next observation's burst unhealthy.
 
+The override in force comes from the routed object's annotations (read with the weights) or,
+locally, from Redis; outages (readings unusable for OUTAGE_AFTER) and overrides that begin or end
+are committed with the round as transitions, for the ledger. With leader election, a replica that
+does not hold the Lease runs no rounds: it stands by, and starts afresh (a new memory, the weights
+as read) when it becomes the leader.
+
 Nothing that comes in (a reading, a health answer, an API error) ends the loop: each call is
 bounded by timeouts, every failure is classified and counted, and an unexpected exception is
 logged and the next round goes on.
@@ -22,10 +28,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
-from istio_burst.core.contracts import Weights
+from istio_burst.core.contracts import RecordReason, Role, WatcherState, Weights
 from istio_burst.watcher.acceptance import AcceptanceTracker, Routing, with_route_health
-from istio_burst.watcher.actuators import Actuator, ActuatorError, ActuatorErrorKind
+from istio_burst.watcher.actuators import Actuator, ActuatorError, ActuatorErrorKind, Snapshot
 from istio_burst.watcher.decide import (
     NO_HEALTH_SIGNAL,
     BurstHealth,
@@ -33,16 +40,41 @@ from istio_burst.watcher.decide import (
     Observation,
     Policy,
     decide,
+    in_outage,
 )
 from istio_burst.watcher.health import BurstHealthCheck
-from istio_burst.watcher.outcome import Applied, Outcome, Round
+from istio_burst.watcher.outcome import Applied, Outcome, Round, Transition
+from istio_burst.watcher.overrides import OverrideTracker, RawOverride, from_annotations, in_force
 from istio_burst.watcher.prometheus import PrometheusSource
 from istio_burst.watcher.reporter import Reporter
-from istio_burst.watcher.state import WatcherState
 
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3  # read, decide and write this many times at most in one round
+
+OUTAGE_STARTED = {
+    "hold": RecordReason.HELD_STALE_METRICS,
+    "primary": RecordReason.FAIL_SAFE_PRIMARY,
+    "burst": RecordReason.FAIL_SAFE_BURST,
+}
+
+
+class LocalOverrides(Protocol):
+    """Where a local watcher finds an override set by `istio-burst watcher override`."""
+
+    async def read(self) -> RawOverride | None: ...
+
+    async def close(self) -> None: ...
+
+
+class Election(Protocol):
+    def is_leader(self) -> bool: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+    async def release(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Watcher:
@@ -57,8 +89,11 @@ class Watcher:
         interval: float,
         max_backoff: float,
         health: BurstHealthCheck | None = None,
+        local_overrides: LocalOverrides | None = None,
+        election: Election | None = None,
         acceptance_deadline: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
         self.source = source
@@ -69,6 +104,13 @@ class Watcher:
         self.max_backoff = max_backoff
         self.health = health
         self.clock = clock
+        self.wall_clock = wall_clock
+        self.local_overrides = local_overrides
+        self.election = election
+        self.overrides = OverrideTracker()
+        self.raw_override: RawOverride | None = None  # as last read
+        self.outage = False
+        self.known_is_read = False  # `known` came from a read or a write, not the default
         self.memory = Memory()
         self.known = Weights()  # the weights last read from (or written to) the actuator
         self.write_failures = 0  # failed actuator calls in a row
@@ -86,7 +128,10 @@ class Watcher:
         while not stop.is_set():
             started = self.clock()
             try:
-                await self.round()
+                if self.election is None or self.election.is_leader():
+                    await self.round()
+                else:
+                    await self.stand_by()
             except Exception:  # a bug must not stop the watching; say so loudly
                 log.exception("watcher round failed unexpectedly; going on")
             left = self.interval - (self.clock() - started)
@@ -94,7 +139,15 @@ class Watcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=left)
 
+    async def stand_by(self) -> None:
+        """Another replica leads: write nothing; lead afresh from what is read if elected."""
+        self.memory, self.known_is_read, self.outage = Memory(), False, False
+        self.write_failures, self.retry_at = 0, 0.0
+        await self.reporter.stand_by()
+
     async def round(self) -> None:
+        if self.election is not None:
+            self.reporter.state.role = Role.LEADER
         obs = await self._observe()
         applied = await self._read_decide_apply(obs)
         await self.reporter.report(self._commit(obs, applied))
@@ -103,16 +156,23 @@ class Watcher:
         at = self.clock()
         reading = await self.source.read(self.query)
         burst = await self.health.check() if self.health is not None else NO_HEALTH_SIGNAL
+        if self.local_overrides is not None:
+            self.raw_override = await self.local_overrides.read()
         return Observation(at, reading, self._with_route_health(at, burst))
 
     def _with_route_health(self, at: float, burst: BurstHealth) -> BurstHealth:
         """A route its data plane refused, or did not accept in time, cannot carry burst."""
         return with_route_health(burst, self.acceptance.route_health(at))
 
+    def _with_override(self, obs: Observation, seen: Snapshot | None) -> Observation:
+        if seen is not None and self.local_overrides is None:
+            self.raw_override = from_annotations(seen.annotations)
+        return replace(obs, override=in_force(self.raw_override, self.wall_clock()))
+
     async def _read_decide_apply(self, obs: Observation) -> Applied:
         if obs.at < self.retry_at:
             # Backing off the actuator: still decide (readings, windows go on), write nothing.
-            decision = decide(self.policy, self.memory, obs, self.known)
+            decision = decide(self.policy, self.memory, self._with_override(obs, None), self.known)
             return Applied(Outcome.SKIPPED, self.known, decision)
         conflicts: list[ActuatorError] = []
         while True:
@@ -126,12 +186,14 @@ class Watcher:
         try:
             seen = await self.actuator.read()
         except ActuatorError as exc:
-            decision = decide(self.policy, self.memory, obs, self.known)
+            decision = decide(self.policy, self.memory, self._with_override(obs, None), self.known)
             return Applied(Outcome.FAILED, self.known, decision, exc, "read")
-        decision = decide(self.policy, self.memory, obs, seen.weights)
+        decision = decide(self.policy, self.memory, self._with_override(obs, seen), seen.weights)
         accepted = seen.acceptance
         if decision.weights == seen.weights and seen.exact:
             return Applied(Outcome.UNCHANGED, seen.weights, decision, acceptance=accepted)
+        if self.election is not None and not self.election.is_leader():
+            return Applied(Outcome.SKIPPED, seen.weights, decision)  # lost the lease meanwhile
         try:
             await self.actuator.write(seen, decision.weights)
         except ActuatorError as exc:
@@ -144,8 +206,17 @@ class Watcher:
         memory = applied.decision.memory
         if applied.outcome is Outcome.WRITTEN and applied.after != applied.before:
             memory = memory.after_change(obs.at, applied.before, applied.after)
+        hand_edit_undone = (
+            applied.outcome is Outcome.WRITTEN
+            and self.known_is_read
+            and applied.before != self.known
+            and applied.after == self.known
+        )
+        transitions = self.overrides.update(self.raw_override, self.wall_clock())
+        transitions += self._outage_transitions(obs, applied)
         self.memory = memory
         self.known = applied.after
+        self.known_is_read = self.known_is_read or applied.outcome is not Outcome.FAILED
         self.rounds += 1
         self.last_reading_kind = obs.reading.kind
         recovered_after, backoff = 0, 0.0
@@ -163,6 +234,11 @@ class Watcher:
             backoff,
             recovered_after,
             self.not_ready_reason(),
+            tuple(transitions),
+            hand_edit_undone,
+            self.overrides.active,
+            self.overrides.problem,
+            self.outage,
             routing=self._commit_acceptance(obs.at, applied),
         )
 
@@ -170,9 +246,23 @@ class Watcher:
         wrote = applied.outcome is Outcome.WRITTEN
         return self.acceptance.commit(at, applied.acceptance, wrote=wrote)
 
+    def _outage_transitions(self, obs: Observation, applied: Applied) -> list[Transition]:
+        was = self.outage
+        self.outage = in_outage(self.policy, applied.decision.memory, obs.at)
+        if self.outage and not was:
+            reason = OUTAGE_STARTED[self.policy.outage_policy]
+            return [Transition(reason, applied.decision.detail)]
+        if was and not self.outage:
+            since = self.memory.bad_since
+            blind = f" after {obs.at - since:.0f} s" if since is not None else ""
+            return [Transition(RecordReason.METRICS_RESUMED, f"usable readings again{blind}")]
+        return []
+
     def not_ready_reason(self) -> str:
         """Empty while ready: readings and writes succeed (fewer than MAX_FAILURES in a row)."""
         limit = self.policy.max_failures
+        if self.election is not None and not self.election.is_leader():
+            return ""  # standing by is ready: it takes over when the leader goes
         if self.rounds == 0:
             return "no reading yet"
         if self.memory.failures >= limit:

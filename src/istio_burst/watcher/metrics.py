@@ -32,3 +32,19 @@ READY = Gauge("hashr_watcher_ready", "1 while readings and writes succeed")
 STATE_PUBLISH_ERRORS = Counter(
     "hashr_watcher_state_publish_errors", "failures publishing the state on Redis"
 )
+RECORDS = Counter(
+    "hashr_watcher_records", "decision records by reason (repeats included)", ["reason"]
+)
+NOTIFICATIONS = Counter(
+    "hashr_watcher_notifications",
+    "decision records sent to NOTIFY_URL, by outcome: sent, failed (after retries), dropped "
+    "(queue full)",
+    ["outcome"],
+)
+KUBE_EVENTS = Counter(
+    "hashr_watcher_kube_events",
+    "Kubernetes Events written for decision records, by outcome: created, updated (a repeat "
+    "counted into its series), failed, dropped (queue full)",
+    ["outcome"],
+)
+LEADER = Gauge("hashr_watcher_leader", "1 while this replica leads (or is the only one)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from istio_burst.core.contracts import Weights
+from istio_burst.core.contracts import Override, RecordReason, Weights
 from istio_burst.watcher.acceptance import Routing
 from istio_burst.watcher.actuators import Acceptance, ActuatorError
 from istio_burst.watcher.decide import Decision, Memory, Observation
@@ -37,6 +37,14 @@ class Applied:
 
 
 @dataclass(frozen=True, slots=True)
+class Transition:
+    """Something that began or ended this round: an override, an outage."""
+
+    reason: RecordReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Round:
     """A whole round, after the loop committed it."""
 
@@ -47,4 +55,9 @@ class Round:
     backoff: float  # seconds without actuator calls now (0: none)
     recovered_after: int  # failures in a row this round's success ended (0: none)
     not_ready: str  # why the watcher is not ready; empty when it is
+    transitions: tuple[Transition, ...] = ()
+    hand_edit_undone: bool = False  # someone changed the weights; this round wrote them back
+    override: Override | None = None  # in force this round
+    override_problem: str = ""  # why the override given was refused
+    outage: bool = False  # readings unusable for OUTAGE_AFTER: the outage policy acts
     routing: Routing | None = None  # whether what was written is in force

@@ -1,5 +1,7 @@
-"""Telling the world what each round did: metrics, log lines (throttled), the state (/status and,
-via Redis, the page). The loop hands over each committed round; nothing here feeds back into it.
+"""Telling the world what each round did: metrics, log lines (throttled), the decision ledger
+(and its sinks), the state (/status and, via Redis, the page, with the last decisions and the last
+minutes of readings and weights for its chart). The loop hands over each committed round; nothing
+here feeds back into it.
 
 Every change is logged at INFO; a steady state logs only when its reason or its reading trouble
 changes, so a hold does not log every second.
@@ -9,16 +11,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
+from istio_burst.core.contracts import LastChange, Mode, Role, Sample, WatcherState
 from istio_burst.core.settings import redact_url
 from istio_burst.watcher import metrics
 from istio_burst.watcher.acceptance import TROUBLE
 from istio_burst.watcher.actuators import ActuatorError
 from istio_burst.watcher.decide import Policy, verb
+from istio_burst.watcher.ledger import Ledger
 from istio_burst.watcher.outcome import Outcome, Round
-from istio_burst.watcher.state import LastChange, StatePublisher, WatcherState
+from istio_burst.watcher.records import records_of, window_of
+from istio_burst.watcher.state import StatePublisher
 
 log = logging.getLogger(__name__)
+
+DECISIONS_SHOWN = 10  # in the state: the page lists them
+# In the state: the last minute for the page's chart (an open page keeps more itself). Sent to
+# every page each round, so kept small: ~3 KB.
+HISTORY_SAMPLES = 60
 
 
 def thresholds_of(policy: Policy) -> dict[str, float]:
@@ -37,12 +48,19 @@ class Reporter:
         prometheus_url: str,
         dry_run: bool,
         publisher: StatePublisher | None = None,
+        ledger: Ledger | None = None,
+        role: Role = Role.SINGLE,
     ) -> None:
         self.target = redact_url(target)
         self.prometheus_url = redact_url(prometheus_url)
         self.publisher = publisher
+        self.ledger = ledger if ledger is not None else Ledger(100)
+        self.window = ""
+        self._history: deque[Sample] = deque(maxlen=HISTORY_SAMPLES)
         self.state = WatcherState(
-            mode=policy.mode,
+            role=role,
+            outage_policy=policy.outage_policy,
+            mode=Mode(policy.mode),
             actuator=actuator,
             target=self.target,
             dry_run=dry_run,
@@ -57,6 +75,7 @@ class Reporter:
         metrics.READY.set(0)
 
     def watching(self, query: str) -> None:
+        self.window = window_of(query)
         extra = {"query": query, "prometheus": self.prometheus_url, "target": self.target}
         log.info("watching", extra={**extra, "dry_run": self.state.dry_run})
 
@@ -65,10 +84,44 @@ class Reporter:
         self._actuator(done)
         self._decision(done)
         self._metrics(done)
+        self._record(done)
         self._update_state(done)
         self._routing(done)
         if self.publisher is not None:
             await self.publisher.publish(self.state)
+
+    async def stand_by(self) -> None:
+        """Another replica leads: say so on /status; the leader publishes the page's state."""
+        s = self.state
+        if s.role is not Role.STANDBY:
+            log.info("standing by: another replica holds the lease")
+        s.role, s.at, s.ready, s.not_ready_reason = Role.STANDBY, time.time(), True, ""
+        metrics.READY.set(1)
+
+    def _record(self, done: Round) -> None:
+        at = time.time()
+        records = records_of(
+            done,
+            at=at,
+            thresholds=self.state.thresholds,
+            window=self.window,
+            dry_run=self.state.dry_run,
+        )
+        for record in records:
+            kept = self.ledger.add(record)
+            metrics.RECORDS.labels(reason=record.reason).inc()
+            if kept.count == 1:
+                log.info(
+                    "record %s: %s",
+                    record.reason,
+                    record.detail,
+                    extra={"reason": str(record.reason), "outcome": str(record.outcome)},
+                )
+        band = "override" if done.override is not None else "outage" if done.outage else ""
+        reading = done.applied.decision.value
+        shown = None if reading is None else round(reading, 2)
+        burst = done.applied.after.burst
+        self._history.append(Sample(at=round(at, 2), reading=shown, burst=burst, band=band))
 
     async def close(self) -> None:
         if self.publisher is not None:
@@ -174,11 +227,11 @@ class Reporter:
         obs, applied = done.observation, done.applied
         s = self.state
         s.reading = applied.decision.value
-        s.reading_kind = str(obs.reading.kind)
+        s.reading_kind = obs.reading.kind
         s.reading_detail = obs.reading.detail
         s.weights = applied.after.as_dict()
         s.decision = verb(applied.before, applied.decision.weights)
-        s.reason = str(applied.decision.reason)
+        s.reason = applied.decision.reason
         s.detail = applied.decision.detail
         s.at = time.time()
         s.ready = not done.not_ready
@@ -186,6 +239,20 @@ class Reporter:
         s.read_failures = done.memory.failures
         s.write_failures = done.write_failures
         s.burst_health = {"healthy": obs.burst.healthy, "detail": obs.burst.detail}
+        s.override, s.override_problem = done.override, done.override_problem
+        if not done.outage:
+            s.outage_since = None
+        elif s.outage_since is None:
+            s.outage_since = time.time()
+        s.decisions = self.ledger.last(DECISIONS_SHOWN)
+        s.history = list(self._history)
+        s.reading_error_kind = None if s.reading is not None else obs.reading.kind
+        if applied.error is not None:
+            s.actuator_error_kind = applied.error.kind
+            s.actuator_error = redact_url(f"{applied.call}: {applied.error.detail}")
+        elif applied.outcome in (Outcome.WRITTEN, Outcome.UNCHANGED):
+            s.actuator_error_kind, s.actuator_error = None, ""
+        # SKIPPED (backing off after a failure): the failure stands until a call succeeds.
 
     def _routing(self, done: Round) -> None:
         """Whether the written weights are in force: in the state, and logged when it changes."""

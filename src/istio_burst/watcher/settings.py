@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from istio_burst.core.contracts import PROXY_BACKEND, SUBSET_BURST, SUBSET_PRIMARY
-from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
+from istio_burst.core.settings import (
+    GracefulTimeout,
+    HTTPServiceSettings,
+    Port,
+    RedisURL,
+    redact_webhook,
+)
 from istio_burst.watcher.actuators.haproxy import parse_runtime_api
 from istio_burst.watcher.decide import Policy
 
@@ -149,10 +156,14 @@ class WatcherSettings(HTTPServiceSettings):
         ge=0,
         description="seconds the rate must stay low before traffic moves back towards primary",
     )
-    fail_safe: Literal["hold", "primary"] = Field(
+    outage_policy: Literal["hold", "primary", "burst"] = Field(
         "hold",
-        description="after MAX_FAILURES bad readings in a row: hold the weights, or send "
-        "everything to primary",
+        description="once readings have been unusable (Prometheus down, timing out, NaN, ...) "
+        "for OUTAGE_AFTER seconds: hold the weights, send everything to primary, or everything "
+        "to burst (fail open: pay for capacity rather than drop requests)",
+    )
+    outage_after: float = Field(
+        3.0, ge=0, description="seconds of unusable readings before OUTAGE_POLICY acts"
     )
     max_failures: int = Field(
         3, ge=1, description="failures in a row (readings or writes) before reporting not-ready"
@@ -242,6 +253,51 @@ class WatcherSettings(HTTPServiceSettings):
     )
     graceful_timeout: GracefulTimeout = 5.0
 
+    decisions_kept: int = Field(
+        100, ge=1, le=10_000, description="decision records kept for GET /decisions"
+    )
+    kube_events: bool = Field(
+        True,
+        description="istio, gateway-api: write each decision record as a Kubernetes Event "
+        "(events.k8s.io/v1) regarding the VirtualService or HTTPRoute",
+    )
+    notify_url: str = Field(
+        "", description="webhook that gets each decision record as a JSON POST (empty: none)"
+    )
+    notify_format: Literal["json", "slack"] = Field(
+        "json",
+        description='json: the record itself; slack: {"text": "..."} for a Slack-compatible '
+        "incoming webhook",
+    )
+    notify_timeout: float = Field(
+        5.0, gt=0, description="seconds one notification may take, all its retries included"
+    )
+    notify_queue: int = Field(
+        100, ge=1, description="notifications waiting at most; more are dropped and counted"
+    )
+    leader_election: bool = Field(
+        False,
+        description="istio, gateway-api: replicas elect one leader through a coordination.k8s.io "
+        "Lease; "
+        "only the leader reads, decides and writes, the others stand by (ready)",
+    )
+    lease_name: str = Field(
+        "istiowatcher", min_length=1, description="the Lease (namespace NAMESPACE)"
+    )
+    lease_duration: float = Field(
+        10.0,
+        ge=3,
+        le=15,
+        description="seconds a leader that stopped renewing keeps the Lease (a standby takes "
+        "over after this)",
+    )
+    identity: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="this replica's name in the Lease and in Events (default: the host name, "
+        "the pod's name in Kubernetes)",
+    )
+
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> WatcherSettings:
         problem = thresholds_problem(self.low, self.high)
@@ -266,6 +322,19 @@ class WatcherSettings(HTTPServiceSettings):
                 )
             parse_runtime_api(self.haproxy_runtime_api)  # a ValueError says what is wrong
         return self
+
+    @model_validator(mode="after")
+    def _election_needs_kubernetes(self) -> WatcherSettings:
+        if self.leader_election and self.actuator == "haproxy":
+            raise ValueError(
+                "LEADER_ELECTION needs ACTUATOR=istio or gateway-api (a Lease in Kubernetes)"
+            )
+        return self
+
+    def public_dict(self) -> dict[str, Any]:
+        out = super().public_dict()
+        out["notify_url"] = redact_webhook(self.notify_url) if self.notify_url else ""
+        return out
 
     def policy(self) -> Policy:
         """The decision's parameters: each is the setting of the same name."""

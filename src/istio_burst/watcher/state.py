@@ -1,58 +1,14 @@
-"""The watcher's state: what /status answers and what the frontend's page shows (via Redis)."""
+"""Publishing the watcher's state (`core.contracts.WatcherState`) on Redis for the page."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
-import orjson
-
-from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY, Weights
+from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY, WatcherState
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, create_client, describe_error
 from istio_burst.watcher import metrics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LastChange:
-    at: float  # Unix time
-    old: dict[str, int]
-    new: dict[str, int]
-    decision: str
-    reason: str
-
-
-@dataclass
-class WatcherState:
-    """One JSON object; the keys up to `actuator` are the contract with the frontend's page."""
-
-    reading: float | None = None  # req/s, None when the last reading was not usable
-    reading_kind: str = "none"  # see ReadingKind; "none" before the first reading
-    weights: dict[str, int] = field(default_factory=lambda: Weights().as_dict())
-    mode: str = "switch"
-    decision: str = "hold"  # hold | to_burst | more_burst | less_burst | to_primary
-    reason: str = "starting"
-    at: float = 0.0  # Unix time of this state
-    ready: bool = False
-    actuator: str = ""
-    detail: str = ""
-    reading_detail: str = ""
-    not_ready_reason: str = "no reading yet"
-    target: str = ""
-    dry_run: bool = False
-    thresholds: dict[str, float] = field(default_factory=dict)
-    read_failures: int = 0
-    write_failures: int = 0
-    burst_health: dict[str, Any] = field(default_factory=lambda: {"healthy": None, "detail": ""})
-    last_change: LastChange | None = None
-    # Whether the weights written are in force: {target, state: applied | pending | refused |
-    # not_accepted | unverified, detail, pending_for}
-    routing: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class StatePublisher:
@@ -66,7 +22,7 @@ class StatePublisher:
         self._failing = False
 
     async def publish(self, state: WatcherState) -> None:
-        payload = orjson.dumps(state.as_dict())
+        payload = state.model_dump_json()
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.set(WATCHER_STATE_KEY, payload)

@@ -293,6 +293,7 @@
 
   // ---- the watcher's state: the main keys in front, every other one under "all fields" ---------
   const MAIN = ["mode", "decision", "reason", "reading", "weights", "ready", "not_ready_reason", "at"];
+  const CHARTED = ["history", "decisions"];
 
   function describe(key, value) {
     if (value === null || value === undefined || value === "") return "—";
@@ -313,6 +314,162 @@
     list.append(el("dd", "col-7 mb-1", describe(key, value)));
   }
 
+  // The kinds of trouble the watcher reports (its ActuatorErrorKind and ReadingKind), in words.
+  const ACTUATOR_TROUBLE = {
+    unreachable: "cannot reach",
+    timeout: "gets no answer in time from",
+    forbidden: "is not allowed to change",
+    not_found: "cannot find",
+    invalid: "cannot use (or was refused by)",
+    conflict: "keeps finding a change by someone else in",
+    server_error: "gets server errors from",
+    config: "has no usable credentials for",
+  };
+  const READING_TROUBLE = {
+    empty: "Prometheus found no series for the query",
+    nan_inf: "the query gives no number (NaN or Inf)",
+    multiple_series: "the query gives several series, not one",
+    unreachable: "cannot reach Prometheus",
+    timeout: "Prometheus does not answer in time",
+    http_error: "Prometheus answers with an error",
+    redirect: "Prometheus answers with a redirect",
+    malformed: "Prometheus's answer is not a reading",
+  };
+
+  function showProblems(s) {
+    const lines = [];
+    if (s && s.actuator_error_kind) {
+      const words = ACTUATOR_TROUBLE[s.actuator_error_kind] || `has trouble (${s.actuator_error_kind}) with`;
+      lines.push(`The watcher ${words} ${s.target || "the routing"}: ${s.actuator_error || "no detail"}`);
+    }
+    if (s && s.reading_error_kind) {
+      const words = READING_TROUBLE[s.reading_error_kind] || `unusable reading (${s.reading_error_kind})`;
+      lines.push(`No usable reading: ${words}${s.reading_detail ? ` (${s.reading_detail})` : ""}`);
+    }
+    const box = $("watcher-problems");
+    box.replaceChildren(...lines.map((line) => el("div", "", line)));
+    box.classList.toggle("d-none", lines.length === 0);
+  }
+
+  // ---- the watcher's chart: its reading with the thresholds, the burst weight, a marker at each
+  // decision, and shaded bands while an override or an outage policy is in force ---------------
+  const BAND_COLORS = { override: "rgba(111, 66, 193, 0.15)", outage: "rgba(220, 53, 69, 0.15)" };
+  const BAND_WORDS = { override: "override", outage: "readings unusable (outage policy)" };
+  const reasonWords = (reason) => reason.replace(/(?<!^)(?=[A-Z])/g, " ").toLowerCase();
+  const weightWords = (w) => `${w.primary}/${w.burst}`;
+  const WARNING_REASONS = ["FailSafePrimary", "FailSafeBurst", "HeldStaleMetrics", "BurstUnhealthy", "OverrideRefused"];
+
+  function decisionWords(r) {
+    const when = new Date(r.at * 1000).toLocaleTimeString();
+    const change = weightWords(r.before) !== weightWords(r.after) ? `${weightWords(r.before)} → ${weightWords(r.after)}` : "";
+    const outcome = r.outcome === "none" ? "" : r.outcome.replace("_", " ") + (r.error_kind ? `: ${r.error_kind}` : "");
+    const tail = [change, outcome].filter(Boolean).join(", ");
+    const repeats = r.count > 1 ? ` ×${r.count}` : "";
+    return `${when} ${reasonWords(r.reason)}: ${r.detail}${tail ? ` (${tail})` : ""}${repeats}`;
+  }
+
+  const bandsPlugin = {
+    id: "watcherBands",
+    beforeDatasetsDraw(chart) {
+      const { ctx, chartArea, scales } = chart;
+      ctx.save();
+      for (const run of chart.$bands || []) {
+        const left = Math.max(chartArea.left, scales.x.getPixelForValue(run.from));
+        const right = Math.min(chartArea.right, scales.x.getPixelForValue(run.to));
+        if (right <= left) continue;
+        ctx.fillStyle = BAND_COLORS[run.band] || "rgba(108, 117, 125, 0.15)";
+        ctx.fillRect(left, chartArea.top, right - left, chartArea.bottom - chartArea.top);
+      }
+      ctx.restore();
+    },
+  };
+
+  const line = (label, color, extra) => ({ label, data: [], borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 2, ...extra });
+  const watcherChart = new Chart($("watcher-chart"), {
+    type: "line",
+    data: {
+      datasets: [
+        line("reading (req/s)", "#198754", { spanGaps: false }),
+        line("HIGH", "#dc3545", { borderDash: [6, 4], borderWidth: 1 }),
+        line("LOW", "#0dcaf0", { borderDash: [6, 4], borderWidth: 1 }),
+        line("burst weight (%)", COLORS.burst, { yAxisID: "weight", stepped: true, borderWidth: 1 }),
+        { type: "scatter", label: "decisions", data: [], pointStyle: "triangle", pointRadius: 7, borderColor: "#212529", backgroundColor: "#ffc107" },
+      ],
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      parsing: false,
+      scales: {
+        x: { type: "linear", ticks: { callback: (v) => (v === 0 ? "now" : `${v}s`), maxTicksLimit: 6 } },
+        y: { beginAtZero: true, suggestedMax: 20, title: { display: true, text: "req/s" } },
+        weight: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: "burst %" } },
+      },
+      plugins: {
+        legend: { position: "bottom", labels: { boxWidth: 12, font: { size: 10 } } },
+        tooltip: { callbacks: { label: (item) => item.raw.words || `${item.dataset.label}: ${item.formattedValue}` } },
+      },
+    },
+    plugins: [bandsPlugin],
+  });
+
+  // The state carries the last minute; the page keeps up to CHART_HISTORY_S of what it was sent.
+  const CHART_HISTORY_S = 180;
+  const kept = new Map(); // at -> sample
+
+  function remember(history) {
+    for (const p of Array.isArray(history) ? history : []) kept.set(p.at, p);
+    const ats = [...kept.keys()].sort((a, b) => a - b);
+    const newest = ats.length ? ats[ats.length - 1] : 0;
+    for (const at of ats) if (at < newest - CHART_HISTORY_S) kept.delete(at);
+    return [...kept.keys()].sort((a, b) => a - b).map((at) => kept.get(at));
+  }
+
+  function showWatcherChart(s) {
+    const samples = remember(s && s.history);
+    const records = Array.isArray(s && s.decisions) ? s.decisions : [];
+    const now = samples.length ? samples[samples.length - 1].at : (s && s.at) || 0;
+    const from = samples.length ? Math.floor(samples[0].at - now) : -60;
+    const rel = (at) => Math.round((at - now) * 10) / 10;
+    const [reading, high, low, burst, marks] = watcherChart.data.datasets;
+    reading.data = samples.map((p) => ({ x: rel(p.at), y: p.reading }));
+    burst.data = samples.map((p) => ({ x: rel(p.at), y: p.burst }));
+    const t = (s && s.thresholds) || {};
+    // Overflow decides against primary's capacity; switch against HIGH and LOW.
+    const upper = s && s.mode === "overflow" ? t.primary_capacity : t.high;
+    high.label = s && s.mode === "overflow" ? "primary capacity" : "HIGH";
+    high.data = typeof upper === "number" ? [{ x: from, y: upper }, { x: 0, y: upper }] : [];
+    low.hidden = !(s && s.mode !== "overflow" && typeof t.low === "number");
+    low.data = low.hidden ? [] : [{ x: from, y: t.low }, { x: 0, y: t.low }];
+    marks.data = records
+      .filter((r) => r.last_at - now >= from)
+      .map((r) => ({ x: rel(Math.max(r.at, now + from)), y: r.reading ?? 0, words: decisionWords(r), reason: r.reason }));
+    const runs = [];
+    samples.forEach((p, i) => {
+      const end = i + 1 < samples.length ? rel(samples[i + 1].at) : 0;
+      const last = runs[runs.length - 1];
+      if (p.band && last && last.band === p.band && last.to === rel(p.at)) last.to = end;
+      else if (p.band) runs.push({ band: p.band, from: rel(p.at), to: end });
+    });
+    watcherChart.$bands = runs;
+    watcherChart.options.scales.x.min = from;
+    watcherChart.options.scales.x.max = 0;
+    watcherChart.update("none");
+    $("watcher-bands").textContent = runs.length
+      ? "Shaded: " + runs.map((r) => `${BAND_WORDS[r.band] || r.band} from ${-r.from} s ago${r.to < 0 ? ` to ${-r.to} s ago` : " until now"}`).join("; ")
+      : "";
+
+    const list = $("decisions");
+    const newest = records.slice(-10).reverse();
+    list.replaceChildren(...(newest.length ? newest.map((r) => {
+      const look = r.outcome === "failed" || r.outcome === "conflict" || WARNING_REASONS.includes(r.reason) ? "decision-warning"
+        : r.reason.startsWith("Override") ? "decision-override" : "";
+      const item = el("li", look, decisionWords(r));
+      item.dataset.reason = r.reason;
+      return item;
+    }) : [el("li", "text-body-secondary", "none yet")]));
+  }
+
   socket.on("watcher", (data) => {
     const main = $("watcher");
     const more = $("watcher-more");
@@ -320,6 +477,8 @@
     more.replaceChildren();
     const s = data && data.state;
     $("watcher-all").classList.toggle("d-none", !s);
+    showProblems(s);
+    showWatcherChart(s && typeof s === "object" ? s : null);
     if (!s || typeof s !== "object" || Array.isArray(s)) {
       main.append(el("dt", "col-12 fw-normal text-body-secondary", "no state published yet"));
       return;
@@ -328,7 +487,8 @@
       if (!(key in s) || (key === "not_ready_reason" && (s.ready || !s[key]))) continue;
       field(main, key, s[key]);
     }
-    const rest = Object.keys(s).filter((k) => !MAIN.includes(k)).sort();
+    // The history and the decisions are the chart and the list above; the rest is raw.
+    const rest = Object.keys(s).filter((k) => !MAIN.includes(k) && !CHARTED.includes(k)).sort();
     for (const key of rest) field(more, key, s[key]);
     $("watcher-count").textContent = String(rest.length);
   });

@@ -10,24 +10,15 @@ only known to be applied once a later read says APPLIED.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
-from istio_burst.core.contracts import Weights
+from istio_burst.core.contracts import ActuatorErrorKind, Weights
+
+__all__ = ["Actuator", "ActuatorError", "ActuatorErrorKind", "DryRun", "Snapshot"]
 
 log = logging.getLogger(__name__)
-
-
-class ActuatorErrorKind(StrEnum):
-    NOT_FOUND = "not_found"
-    FORBIDDEN = "forbidden"
-    CONFLICT = "conflict"  # changed since it was read: read again and decide again
-    INVALID = "invalid"  # the object is not what we can work with, or the write was rejected
-    SERVER_ERROR = "server_error"
-    TIMEOUT = "timeout"
-    UNREACHABLE = "unreachable"
-    CONFIG = "config"  # no kubeconfig / in-cluster credentials
 
 
 class ActuatorError(Exception):
@@ -68,6 +59,7 @@ class Snapshot:
     token: object = None
     exact: bool = True  # False: stored in another form (missing, unnormalised): rewrite it
     acceptance: Acceptance = UNVERIFIED
+    annotations: dict[str, str] = field(default_factory=dict)  # the routed object's, if any
 
 
 class Actuator(Protocol):

@@ -31,7 +31,12 @@ from istio_burst.watcher.actuators import (
     Snapshot,
 )
 from istio_burst.watcher.actuators.kube import VERBS as KUBE_VERBS
-from istio_burst.watcher.actuators.kube import CustomObject, WeightedPair, generation_of
+from istio_burst.watcher.actuators.kube import (
+    CustomObject,
+    WeightedPair,
+    annotations_of,
+    generation_of,
+)
 
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
@@ -220,7 +225,7 @@ class GatewayAPIActuator:
         obj = await self._object.get()
         ref = find_rule(obj, self.services)
         weights, exact = ref.weights(default=DEFAULT_WEIGHT, maximum=MAX_WEIGHT)
-        return Snapshot(weights, ref, exact, acceptance_of(obj))
+        return Snapshot(weights, ref, exact, acceptance_of(obj), annotations_of(obj))
 
     async def write(self, seen: Snapshot, desired: Weights) -> None:
         ref = seen.token

@@ -20,7 +20,7 @@ from typing import Any
 from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY, Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind, Snapshot
 from istio_burst.watcher.actuators.kube import VERBS as KUBE_VERBS
-from istio_burst.watcher.actuators.kube import CustomObject, WeightedPair
+from istio_burst.watcher.actuators.kube import CustomObject, WeightedPair, annotations_of
 
 GROUP = "networking.istio.io"
 VERSION = "v1"
@@ -104,9 +104,10 @@ class IstioActuator:
         )
 
     async def read(self) -> Snapshot:
-        ref = find_route(await self._object.get())
+        obj = await self._object.get()
+        ref = find_route(obj)
         weights, exact = ref.weights(default=0, maximum=MAX_WEIGHT)
-        return Snapshot(weights, ref, exact)
+        return Snapshot(weights, ref, exact, annotations=annotations_of(obj))
 
     async def write(self, seen: Snapshot, desired: Weights) -> None:
         ref = seen.token

@@ -19,6 +19,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,6 +38,18 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from istio_burst.core.contracts import SUBSETS, Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
+
+__all__ = [
+    "VERBS",
+    "ApiException",
+    "CustomObject",
+    "WeightedPair",
+    "annotations_of",
+    "api_client",
+    "client",
+    "generation_of",
+    "micro_time",
+]
 
 VERBS = ("get", "patch")
 JSON_PATCH = "application/json-patch+json"
@@ -188,8 +201,27 @@ def generation_of(obj: Any) -> int:
     return generation if isinstance(generation, int) else 0
 
 
+def annotations_of(obj: Any) -> dict[str, str]:
+    """metadata.annotations (where an operator's override is written), else none."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(annotations, dict):
+        return {}
+    return {str(k): str(v) for k, v in annotations.items()}
+
+
+def micro_time(unix: float) -> str:
+    """A Kubernetes MicroTime (RFC 3339, always six fractional digits, UTC)."""
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _custom_objects_api(context: str, kubeconfig: str) -> Any:
-    """CustomObjectsApi from in-cluster credentials, else the kubeconfig (KUBE_CONTEXT)."""
+    return client.CustomObjectsApi(api_client(context, kubeconfig))
+
+
+def api_client(context: str, kubeconfig: str) -> Any:
+    """An ApiClient from in-cluster credentials, else the kubeconfig (KUBE_CONTEXT); the
+    actuators, the Events and the Lease each make theirs with it."""
     configuration = client.Configuration()
     loaders: Any = config  # untyped module
     in_cluster = not (context or kubeconfig) and os.environ.get("KUBERNETES_SERVICE_HOST")
@@ -213,8 +245,8 @@ def _custom_objects_api(context: str, kubeconfig: str) -> Any:
         raise ActuatorError(
             ActuatorErrorKind.CONFIG, f"no usable Kubernetes credentials ({where}): {exc}"
         ) from exc
-    configuration.retries = False  # one attempt per call: the watcher's loop does the retrying
-    return client.CustomObjectsApi(client.ApiClient(configuration))
+    configuration.retries = False  # one attempt per call: the callers do the retrying
+    return client.ApiClient(configuration)
 
 
 def _translate(verb: str, exc: Exception) -> ActuatorError:
