@@ -19,24 +19,25 @@ from istio_burst.core.contracts import (
     FRONTEND_REQUESTS_METRIC,
     WATCHER_STATE_CHANNEL,
     WATCHER_STATE_KEY,
+    Action,
+    Reason,
+    WatcherState,
 )
 from tests.frontend.conftest import PageStack
 
 
 def watcher_state(primary: int, burst: int, actuator: str = "haproxy") -> dict[str, Any]:
-    """Shaped like the watcher's `WatcherState.as_dict()` (the keys the page reads)."""
-    return {
-        "reading": 42.0,
-        "weights": {"primary": primary, "burst": burst},
-        "mode": "switch",
-        "decision": "to_burst",
-        "reason": "above_threshold",
-        "at": 1732467012.5,
-        "ready": True,
-        "actuator": actuator,
-        "target": "backend workers" if actuator == "haproxy" else "virtualservice default/vs",
-        "dry_run": False,
-    }
+    """As the watcher publishes it: its own model, as JSON."""
+    return WatcherState(
+        reading=42.0,
+        weights={"primary": primary, "burst": burst},
+        decision=Action.TO_BURST,
+        reason=Reason.ABOVE_HIGH,
+        at=1732467012.5,
+        ready=True,
+        actuator=actuator,
+        target="backend workers" if actuator == "haproxy" else "virtualservice default/vs",
+    ).as_dict()
 
 
 def publish_state(client: redis.Redis, payload: bytes) -> None:

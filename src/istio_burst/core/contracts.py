@@ -373,8 +373,8 @@ class LastChange(BaseModel):
 class WatcherState(BaseModel):
     """What the watcher answers on /status and publishes on Redis for the page.
 
-    Fields a newer watcher adds are ignored by an older reader; every field has a default, so a
-    state from an older watcher still parses.
+    Fields a newer watcher adds are ignored by an older reader; every field but the weights has
+    a default, so a state from an older watcher still parses.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -383,7 +383,7 @@ class WatcherState(BaseModel):
     reading_kind: ReadingKind | None = None  # None before the first reading
     reading_error_kind: ReadingKind | None = None  # set while the last reading was not usable
     reading_detail: str = ""
-    weights: dict[str, int] = Field(default_factory=lambda: Weights().as_dict())
+    weights: dict[str, int]  # required: the page shows them as the routing in force
     mode: Mode = Mode.SWITCH
     decision: Action = Action.HOLD
     reason: Reason | None = None  # None before the first round

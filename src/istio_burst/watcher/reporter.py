@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 
-from istio_burst.core.contracts import LastChange, Mode, Role, Sample, WatcherState
+from istio_burst.core.contracts import LastChange, Mode, Role, Sample, WatcherState, Weights
 from istio_burst.core.settings import redact_url
 from istio_burst.watcher import metrics
 from istio_burst.watcher.acceptance import TROUBLE
@@ -58,6 +58,7 @@ class Reporter:
         self.window = ""
         self._history: deque[Sample] = deque(maxlen=HISTORY_SAMPLES)
         self.state = WatcherState(
+            weights=Weights().as_dict(),  # what the manifests start with, until the first read
             role=role,
             outage_policy=policy.outage_policy,
             mode=Mode(policy.mode),

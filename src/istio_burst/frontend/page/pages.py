@@ -30,7 +30,7 @@ from istio_burst.frontend import metrics
 from istio_burst.frontend.page.event_budget import FREQUENCY_EVENT, OVER_BUDGET_EVENT
 from istio_burst.frontend.page.frequency_input import FrequencyError, parse_frequency
 from istio_burst.frontend.page.hosts import OriginCheck
-from istio_burst.frontend.page.watcher_state import WatcherState, routing_view
+from istio_burst.frontend.page.watcher_state import StateView, routing_view
 from istio_burst.frontend.replicas.shared_frequency import FrequencyNotSharedError, SharedFrequency
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class Pages:
             to=sid,
         )
 
-    async def set_watcher(self, state: WatcherState | None) -> None:
+    async def set_watcher(self, state: StateView | None) -> None:
         """The watcher's state (None: none reported yet), and the routing it reports."""
         self.watcher = {"state": state}
         routing = routing_view(state)

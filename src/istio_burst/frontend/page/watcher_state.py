@@ -12,8 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from istio_burst.core.background import BackgroundTasks
 from istio_burst.core.contracts import (
@@ -22,6 +22,7 @@ from istio_burst.core.contracts import (
     WATCHER_STATE_CHANNEL,
     WATCHER_STATE_KEY,
     ContractError,
+    WatcherState,
     Weights,
 )
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error
@@ -30,27 +31,25 @@ from istio_burst.frontend.replicas.subscription import RedisSubscription
 
 log = logging.getLogger(__name__)
 
-WatcherState = dict[str, Any]
-ShowState = Callable[[WatcherState | None], Awaitable[None]]
+StateView = dict[str, Any]  # a WatcherState as JSON, as the page gets it
+ShowState = Callable[[StateView | None], Awaitable[None]]
 
 
-def parse_watcher_state(raw: bytes | str) -> WatcherState:
-    """The watcher's state as published; ContractError unless it is an object with weights."""
+def parse_watcher_state(raw: bytes | str) -> StateView:
+    """The watcher's state as published, checked against the watcher's own model; ContractError
+    when it does not match. The page gets it as JSON, with the model's defaults filled in."""
     try:
-        state = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ContractError(f"watcher state is not JSON: {exc}") from exc
-    if not isinstance(state, dict):
-        raise ContractError(f"watcher state is not a JSON object but {type(state).__name__}")
+        state = WatcherState.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the state"
+        raise ContractError(f"watcher state: {where}: {first['msg']}") from exc
     # The page shows these weights as the routing in force: they must be weights.
-    weights = state.get("weights")
-    if not isinstance(weights, dict):
-        raise ContractError(f"watcher state has no weights object but {weights!r}")
-    Weights.decode(weights)
-    return state
+    Weights.decode(state.weights)
+    return state.as_dict()
 
 
-def routing_view(state: WatcherState | None) -> dict[str, Any]:
+def routing_view(state: StateView | None) -> dict[str, Any]:
     """What the Routing card shows: the weights as the watcher reports them, and who applies
     them (`haproxy` locally, `istio` in Kubernetes); before any report, only that there is none.
     """
