@@ -17,28 +17,36 @@ from harness.browser import artifact, chromium
 from harness.kube import LocalKube
 from harness.kube.front import KubeFront, virtual_service
 from harness.watcher import start_watcher, wait_status
-from istio_burst.core.contracts import WATCHER_STATE_CHANNEL, WATCHER_STATE_KEY, HashMessage
+from istio_burst.core.contracts import (
+    WATCHER_STATE_CHANNEL,
+    WATCHER_STATE_KEY,
+    Action,
+    HashMessage,
+    Mode,
+    ReadingKind,
+    Reason,
+    WatcherState,
+)
 from tests.frontend.conftest import PageStack
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 from tests.watcher.gateway_cluster import PlayedController, gateway_api_namespace
 
-# Shaped like what the watcher publishes: the main keys and a few of its others.
-WATCHER_STATE = {
-    "reading": 38.7,
-    "reading_kind": "value",
-    "weights": {"primary": 50, "burst": 50},
-    "mode": "overflow",
-    "decision": "more_burst",
-    "reason": "above_threshold",
-    "at": 1795545931.5,
-    "ready": True,
-    "actuator": "haproxy",
-    "target": "backend workers",
-    "not_ready_reason": "",
-    "thresholds": {"high": 15.0, "low": 10.0},
-    "burst_health": {"healthy": True, "detail": ""},
-    "last_change": None,
-}
+# What the watcher publishes, built with its own model.
+WATCHER_STATE = WatcherState(
+    reading=38.7,
+    reading_kind=ReadingKind.NUMBER,
+    weights={"primary": 50, "burst": 50},
+    mode=Mode.OVERFLOW,
+    decision=Action.MORE_BURST,
+    reason=Reason.OVER_CAPACITY,
+    at=1795545931.5,
+    ready=True,
+    actuator="haproxy",
+    target="backend workers",
+    not_ready_reason="",
+    thresholds={"high": 15.0, "low": 10.0},
+    burst_health={"healthy": True, "detail": ""},
+).as_dict()
 
 # The chart moves: a few seconds of points from each side have scrolled in.
 CHART_HAS_BOTH_SIDES = """() => {
