@@ -6,6 +6,9 @@
 - Binary packets are refused: the page never sends any, and a socket.io event declaring
   attachments makes the server collect frames until the declared number has arrived. On a
   websocket a binary frame, or a text frame carrying a binary event, closes the connection.
+- A POST for a session its page has just closed gets the 400 Engine.IO gives such a GET;
+  Engine.IO itself raises there (KeyError), a 500 and a traceback for every page that leaves
+  while a POST of its is on the way.
 
 The size of one websocket frame is bounded where the server reads it (uvicorn's `ws_max_size`):
 no ASGI app sees a frame before it is whole.
@@ -62,7 +65,10 @@ async def _post(app: ASGIApp, max_bytes: int, scope: Scope, receive: Receive, se
         detail = "binary socket.io packets are not accepted"
         await _refusal("binary", 400, detail)(scope, receive, send)
         return
-    await app(scope, _replay(body, receive), send)
+    try:
+        await app(scope, _replay(body, receive), send)
+    except KeyError:  # raised by Engine.IO before it answers anything
+        await error_response(400, "the socket.io session is closed")(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int:
