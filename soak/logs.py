@@ -18,6 +18,12 @@ SERIOUS = {"warning", "error", "critical"}
 TEXT_LEVEL = re.compile(
     r"level=(?P<level>warn|error)\w*|\s#\s|\[(?P<haproxy>WARNING|ALERT|NOTICE)\]", re.IGNORECASE
 )
+# HAProxy logs only the requests that were not normal (`option dontlog-normal`): failed, or
+# retried; one line each with the server, the status and the termination state (`SC--`: the
+# server refused the connection).
+HAPROXY_FAILED_REQUEST = re.compile(
+    r"\] \S+ (?P<server>\S+/\S+) [-\d/]+ (?P<status>-?\d+) [-+\d]+ \S+ \S+ (?P<term>\S{4}) "
+)
 VARIABLE = re.compile(r"0x[0-9a-f]+|\b[0-9a-f]{8,}\b|\d+(\.\d+)?")
 
 
@@ -37,6 +43,11 @@ def count_log(path: Path) -> Counter[str]:
             level = str(entry.get("level", ""))
             if level in SERIOUS:
                 found[f"{level}: {kind_of(str(entry.get('msg', '')))}"] += 1
+            continue
+        if failed := HAPROXY_FAILED_REQUEST.search(line):
+            server, status, term = failed.group("server", "status", "term")
+            level = "warning" if 0 < int(status) < 500 else "error"
+            found[f"{level}: request not normal: {server} {status} {term}"] += 1
             continue
         match = TEXT_LEVEL.search(line)
         if match is None:

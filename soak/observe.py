@@ -136,6 +136,8 @@ class Pages:
                     await page.connect()
                 except Exception:  # a frontend being killed: the next one tries elsewhere
                     self.record.page_connect_failures += 1
+                    with contextlib.suppress(Exception):
+                        await page.close()
                 else:
                     self.churning.append((page, now + random.uniform(10, 60)))
             self.record.pages_connected.append((time.time(), len(self.churning) + 4))

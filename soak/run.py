@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from soak import analysis
-from soak.faults import Fault, inject, schedule
+from soak.faults import OUTAGE_GRACE, Fault, inject, schedule
 from soak.logs import count_logs
 from soak.observe import Pages, Record, Tap, poll_proxy, poll_watcher, sample_processes
 from soak.profile import Phase, phases
@@ -90,7 +90,8 @@ async def _inject_faults(
     """Round after round of the schedule, one fault every `fault_every` s (or once the previous
     is back), none that could not recover before the end."""
     next_at = started + options.fault_every
-    stop_by = started + options.seconds - 2 * RECOVERY_LIMIT - 20
+    # The last fault ends early enough for its recovery and outage window to be seen whole.
+    stop_by = started + options.seconds - RECOVERY_LIMIT - OUTAGE_GRACE - analysis.SETTLE
     cycle = 0
     while True:
         for fault in schedule(options.frontends, cycle):

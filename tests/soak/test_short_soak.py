@@ -1,4 +1,4 @@
-"""The soak, short: about two minutes of the moving load and pages coming and going, with one
+"""The soak, short: two minutes of the moving load and pages coming and going, with one
 fault of each kind. Every fault is recovered from within 10 s, and no hash is lost outside the
 outage windows the faults state. A short run cannot show slow memory growth; what it can show
 is a leak per page: the frontend that is never restarted ends with about the fds it began with
@@ -14,9 +14,9 @@ from soak.faults import ACTIONS
 from soak.run import RECOVERY_LIMIT, Options, soak
 
 OPTIONS = Options(
-    minutes=2.5,
+    minutes=2,
     frontends=2,
-    fault_every=10,
+    fault_every=9,
     phase=15,
     pages=6,
     sample_every=2,
