@@ -96,6 +96,7 @@ class Pages:
             )
         ]
         self.churning: list[tuple[Page, float]] = []  # (page, leave at)
+        self._leaving: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.observer.connect()
@@ -127,8 +128,7 @@ class Pages:
             for page, leave_at in list(self.churning):
                 if leave_at <= now:
                     self.churning.remove((page, leave_at))
-                    with contextlib.suppress(Exception):
-                        await page.close()
+                    self._leave(page)
             if len(self.churning) < self.churn_target:
                 transports = ("polling",) if random.random() < 1 / 3 else ("websocket",)
                 page = Page(random.choice(self.urls), transports=transports)
@@ -136,17 +136,28 @@ class Pages:
                     await page.connect()
                 except Exception:  # a frontend being killed: the next one tries elsewhere
                     self.record.page_connect_failures += 1
-                    with contextlib.suppress(Exception):
-                        await page.close()
+                    self._leave(page)
                 else:
                     self.churning.append((page, now + random.uniform(10, 60)))
             self.record.pages_connected.append((time.time(), len(self.churning) + 4))
             await asyncio.sleep(0.3)
 
-    async def close(self) -> None:
-        for page in [self.observer, *self.sliders, *(p for p, _ in self.churning)]:
-            with contextlib.suppress(Exception):
-                await page.close()
+    def _leave(self, page: Page) -> None:
+        """Close it in the background: a long-polling client waits for its pending poll."""
+        task = asyncio.create_task(_close(page))
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
+
+    async def close(self, timeout: float = 10) -> None:
+        pages = [self.observer, *self.sliders, *(p for p, _ in self.churning)]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(_close(p) for p in pages), *self._leaving)
+
+
+async def _close(page: Page) -> None:
+    with contextlib.suppress(Exception):
+        await page.close()
 
 
 async def poll_watcher(system: System, record: Record, every: float = 0.5) -> None:
