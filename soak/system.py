@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.ports import free_port
 from istio_burst.core.processes import ManagedProcess
+from istio_burst.demo import redis_server
 from istio_burst.demo.main import build_components, frontend_ports
 from istio_burst.demo.settings import DemoSettings
 from istio_burst.demo.supervisor import Component, Supervisor, port_in_use
@@ -47,13 +48,13 @@ class Ports:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://:{self.settings.redis_password}@127.0.0.1:{self.settings.redis_port}/0"
+        return redis_server.redis_url(self.settings.redis_port, self.settings.redis_password)
 
 
 def soak_settings(frontends: int, state_dir: Path) -> DemoSettings:
     """The demo's settings on free ports, with a password the soak knows (for its own tap)."""
     first_frontend = free_port()
-    while any(_port_taken(first_frontend + i) for i in range(1, frontends)):
+    while any(port_in_use("127.0.0.1", first_frontend + i) for i in range(1, frontends)):
         first_frontend = free_port()
     return DemoSettings(
         frontend_port=first_frontend,
@@ -71,10 +72,6 @@ def soak_settings(frontends: int, state_dir: Path) -> DemoSettings:
         start_timeout=START_TIMEOUT,
         log_format="json",
     )
-
-
-def _port_taken(port: int) -> bool:
-    return port_in_use("127.0.0.1", port)
 
 
 class System:
