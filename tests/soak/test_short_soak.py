@@ -6,6 +6,7 @@ plus the pages still open."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ OPTIONS = Options(
 
 @pytest.mark.timeout(480)
 def test_a_short_soak_recovers_from_every_fault_and_loses_nothing(tmp_path: Path) -> None:
-    figures = soak(Options(**{**OPTIONS.__dict__, "out": tmp_path}))
+    figures = soak(replace(OPTIONS, out=tmp_path))
     faults = figures["faults"]
     report = "\n".join(
         f"{f['kind']:<17} first hash {f['first_hash']} frequency {f['frequency_back']} "
