@@ -91,9 +91,15 @@ class Page:
     """A socket.io client that records every server event, in order, with its arrival time."""
 
     def __init__(
-        self, url: str, headers: dict[str, str] | None = None, *, acknowledge: bool = True
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        *,
+        acknowledge: bool = True,
+        transports: tuple[str, ...] = ("websocket",),
     ) -> None:
         self.url = url
+        self.transports = list(transports)  # ("polling",): long-polling, as behind some proxies
         self.headers = headers or {}
         self.acknowledge = acknowledge
         self._handled = 0
@@ -118,13 +124,18 @@ class Page:
 
     def _send_ack(self) -> None:
         self._ack = None
-        task = asyncio.create_task(self.sio.emit("received", {"seq": self._handled}))
+        task = asyncio.create_task(self._emit_ack(self._handled))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _emit_ack(self, seq: int) -> None:
+        # A page whose server just went away reconnects; the next ack says the same.
+        with contextlib.suppress(socketio.exceptions.SocketIOError):
+            await self.sio.emit("received", {"seq": seq})
+
     async def connect(self) -> Page:
         await self.sio.connect(
-            self.url, headers=self.headers, transports=["websocket"], wait_timeout=10
+            self.url, headers=self.headers, transports=self.transports, wait_timeout=10
         )
         return self
 

@@ -172,3 +172,22 @@ async def test_twenty_15_mb_websocket_frames(
     print(f"twenty 15 MB frames: RSS {before:.0f} -> {after:.0f} MB")
     assert after - before < GROWTH_MB
     await still_serves(url)
+
+
+async def test_a_polling_post_after_the_page_closed_its_session_is_answered_400(
+    frontend: tuple[ManagedProcess, str],
+) -> None:
+    """A long-polling page that leaves sends a close packet; a POST of its already in flight
+    then finds the session closed. Engine.IO raises there (KeyError) and the page got a 500 and
+    the log a traceback (seen in the soak, where pages come and go); it is a 400 now."""
+    proc, url = frontend
+    async with httpx.AsyncClient(timeout=5) as http:
+        opened = await http.get(socket_url(url, "polling"))
+        sid = opened.text.partition('"sid":"')[2].partition('"')[0]
+        session = socket_url(url, "polling") + f"&sid={sid}"
+        assert (await http.post(session, content=b"40")).status_code == 200
+        assert (await http.post(session, content=b"1")).status_code == 200  # close
+        late = await http.post(session, content=b'42["received",{"seq":1}]')
+    assert late.status_code == 400, late.text
+    assert "Exception in ASGI application" not in proc.output()
+    await still_serves(url)

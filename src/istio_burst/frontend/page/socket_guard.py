@@ -6,6 +6,9 @@
 - Binary packets are refused: the page never sends any, and a socket.io event declaring
   attachments makes the server collect frames until the declared number has arrived. On a
   websocket a binary frame, or a text frame carrying a binary event, closes the connection.
+- A POST for a session its page has just closed gets the 400 Engine.IO gives such a GET;
+  Engine.IO itself raises there (KeyError), a 500 and a traceback for every page that leaves
+  while a POST of its is on the way.
 
 - Each page's `frequency` events are spent from its budget as they arrive (event_budget.py):
   a websocket is read by a task of its own as fast as frames come, into a small inbox that
@@ -172,7 +175,10 @@ async def _post(
             await PlainTextResponse("OK")(scope, receive, send)  # as Engine.IO answers a POST
             return
         body = _SEPARATOR.join(passed)
-    await app(scope, _replay(body, receive), send)
+    try:
+        await app(scope, _replay(body, receive), send)
+    except KeyError:  # raised by Engine.IO before it answers anything
+        await error_response(400, "the socket.io session is closed")(scope, receive, send)
 
 
 def _session_id(scope: Scope) -> str | None:

@@ -1,0 +1,1 @@
+"""The soak test with faults: `./run soak` (see soak/run.py)."""
