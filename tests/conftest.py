@@ -51,3 +51,12 @@ def own_kube(tmp_path: Path) -> Iterator[LocalKube]:
     kube = LocalKube(tmp_path / "kube").start()
     yield kube
     kube.stop()
+
+
+# The longest files first: two workers take a file at a time, and a long file collected last
+# would leave one of them idle at the end.
+LONGEST_FIRST = ("tests/soak/", "tests/containers/", "tests/demo/", "tests/istio/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))

@@ -207,11 +207,22 @@ class LocalKube:
         """
         crds = _crds()
         path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-        with self.admin_client(timeout=timeout) as api, ThreadPoolExecutor(8) as pool:
-            for answer in pool.map(lambda crd: api.post(path, json=crd), crds):
+        deadline = time.monotonic() + timeout
+
+        def create(api: httpx.Client, crd: dict[str, Any]) -> httpx.Response:
+            # A server just ready has been seen to drop a TLS handshake or two under load.
+            while True:
+                try:
+                    return api.post(path, json=crd)
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+
+        with self.admin_client(timeout=timeout) as api, ThreadPoolExecutor(4) as pool:
+            for answer in pool.map(lambda crd: create(api, crd), crds):
                 if answer.status_code not in (201, 409):  # 409: already there (a restart)
                     raise RuntimeError(f"creating a CRD failed: {answer.text[:500]}")
-            deadline = time.monotonic() + timeout
             for crd in crds:
                 name, group = crd["metadata"]["name"], crd["spec"]["group"]
                 version = next(v["name"] for v in crd["spec"]["versions"] if v.get("storage"))
