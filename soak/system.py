@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.ports import free_port
+from harness.ports import free_consecutive_ports, free_port
 from istio_burst.demo import redis_server
 from istio_burst.demo.main import build_components, frontend_ports
 from istio_burst.demo.processes import ManagedProcess
 from istio_burst.demo.settings import DemoSettings
-from istio_burst.demo.supervisor import Component, Supervisor, port_in_use
+from istio_burst.demo.supervisor import Component, Supervisor
 
 START_TIMEOUT = 60.0  # seconds a component may take to start, on a loaded machine
 
@@ -53,11 +53,8 @@ class Ports:
 
 def soak_settings(frontends: int, state_dir: Path) -> DemoSettings:
     """The demo's settings on free ports, with a password the soak knows (for its own tap)."""
-    first_frontend = free_port()
-    while any(port_in_use("127.0.0.1", first_frontend + i) for i in range(1, frontends)):
-        first_frontend = free_port()
     return DemoSettings(
-        frontend_port=first_frontend,
+        frontend_port=free_consecutive_ports(frontends),
         frontends=frontends,
         primary_port=free_port(),
         burst_port=free_port(),

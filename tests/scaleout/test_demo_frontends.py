@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
 from harness.frontend import Page
-from harness.ports import wait_port_closed
+from harness.ports import free_consecutive_ports, wait_port_closed
 from harness.processes import ManagedProcess
 from tests.demo.conftest import children_of, demo_argv, demo_ports
 
 
 def ports_for_two_frontends() -> dict[str, int]:
-    """The demo's ports, with the frontend's next port free and no other component's."""
-    while True:
-        ports = demo_ports()
-        second = ports["frontend"] + 1
-        with socket.socket() as probe:
-            if second not in ports.values() and probe.connect_ex(("127.0.0.1", second)) != 0:
-                return ports
+    """The demo's ports, the two frontends' consecutive ones where no other can take them."""
+    return {**demo_ports(), "frontend": free_consecutive_ports(2)}
 
 
 async def test_two_frontends_share_the_frequency_and_the_load(tmp_path: Path) -> None:
