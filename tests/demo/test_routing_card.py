@@ -28,7 +28,7 @@ async def test_the_routing_card_shows_haproxy_and_the_weights_it_was_given(
             text = screen.locator("#routing-text")
             await screen.wait_for_function(
                 "() => document.querySelector('#routing-text').textContent.includes('HAProxy')",
-                timeout=20_000,
+                timeout=60_000,  # the watcher's first state, through Redis, on a loaded machine
             )
             assert "HAProxy" in await text.inner_text()
 
