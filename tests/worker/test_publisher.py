@@ -4,6 +4,7 @@ publishing path (a user who may PING but not PUBLISH is not ready)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,3 +131,19 @@ def test_readiness_fails_while_redis_refuses_the_publish(
             assert "NoPermissionError" in health.json()["reason"]
     finally:
         proc.stop()
+
+
+async def test_a_publish_on_its_way_when_the_worker_stops_fails_instead_of_hanging(
+    locked_redis: LockedRedis,
+) -> None:
+    """Stopping cancels the pipeline in flight; its requests get the shutdown reason at once."""
+    publisher = publisher_for(f"redis://:{PASSWORD}@127.0.0.1:{locked_redis.port}/0")
+    assert await publisher.publish(b"connected") == 0
+    with redis.Redis(port=locked_redis.port, password=PASSWORD) as admin:
+        admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+    publishing = asyncio.ensure_future(publisher.publish(b"paused"))
+    with pytest.raises(TimeoutError):  # Redis holds it: the pipeline is on its way
+        await asyncio.wait_for(asyncio.shield(publishing), 0.3)
+    await publisher.stop()
+    with pytest.raises(PublishError, match="worker shutting down"):
+        await asyncio.wait_for(publishing, 1.0)

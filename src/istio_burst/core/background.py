@@ -39,7 +39,15 @@ class BackgroundTasks:
         and wait until they have ended."""
         tasks = set(self._tasks)
         if tasks and grace > 0:
-            await asyncio.wait(tasks, timeout=grace)
+            _, tasks = await asyncio.wait(tasks, timeout=grace)
+            if tasks:  # one line, however many: a driver may hold hundreds of requests
+                names = sorted({task.get_name() for task in tasks})
+                log.warning(
+                    "%d task(s) still running after %gs, cancelled: %s",
+                    len(tasks),
+                    grace,
+                    ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""),
+                )
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -123,7 +123,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
-        if name.lower() == b"upgrade" and value.lower() == b"websocket":
+        # len() first: this runs for every header of every request, and few are 7 bytes long.
+        if len(name) == 7 and name.lower() == b"upgrade" and value.lower() == b"websocket":
             self._websocket = True
         if self._header_count > self.limits.max_headers:
             self._refusal = (431, f"more than {self.limits.max_headers} headers")

@@ -4,7 +4,6 @@ its loop (and, with LEADER_ELECTION, its Lease)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Query
 from fastapi.responses import PlainTextResponse
 
+from istio_burst.core.background import BackgroundTasks
 from istio_burst.core.contracts import Role
 from istio_burst.core.http_errors import (
     JSONBytesResponse,
@@ -185,22 +185,14 @@ def create_app(settings: WatcherSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         election = watcher.election
-        electing = None
+        tasks = BackgroundTasks()
         if election is not None:
-            electing = asyncio.create_task(election.run(stop), name="watcher-lease")
-        task = asyncio.create_task(watcher.run(stop), name="watcher-loop")
+            tasks.start(election.run(stop), "watcher-lease")
+        tasks.start(watcher.run(stop), "watcher-loop")
         yield
         # SIGTERM: let the current round finish (each call in it is bounded), then close.
         stop.set()
-        if electing is not None:
-            await electing
-        try:
-            await asyncio.wait_for(asyncio.shield(task), settings.graceful_timeout)
-        except TimeoutError:
-            log.warning("round still running after %gs; cancelling", settings.graceful_timeout)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.stop(grace=settings.graceful_timeout)
         if election is not None:
             await election.release()  # the other replica takes over at once
         await close_watcher(watcher)

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from istio_burst.core.background import BackgroundTasks
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,12 @@ class BackgroundSender(Generic[T]):
         self._attempts = attempts
         self._first_retry = first_retry
         self._describe = describe
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks()  # the one sending task, started by the first put
         self._failing = False
 
     def put(self, item: T) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+        if not self._tasks:
+            self._tasks.start(self._run(), self.name)
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -54,13 +56,11 @@ class BackgroundSender(Generic[T]):
 
     async def close(self, timeout: float = 2.0) -> None:
         """Send what is queued for up to `timeout` seconds, then stop."""
-        if self._task is None:
+        if not self._tasks:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await self._tasks.stop()
 
     async def _run(self) -> None:
         while True:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from istio_burst.core.background import BackgroundTasks
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error, ping_reason
 from istio_burst.worker import metrics
 
@@ -41,7 +42,8 @@ class Publisher:
         self._channel = channel
         self._timeout = timeout
         self._queue: list[_Pending] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks()
+        self._sending = False  # a pipeline is on its way; new requests join the next one
         self._refused: str | None = None  # Redis answered the publish with an error (ACL, ...)
         self._up: bool | None = None
         self.in_flight = 0  # requests waiting for their publish to be confirmed
@@ -52,8 +54,9 @@ class Publisher:
         started = loop.time()
         item = _Pending(payload, loop.create_future(), started + self._timeout)
         self._queue.append(item)
-        if self._sender is None:
-            self._sender = loop.create_task(self._send_queued())
+        if not self._sending:
+            self._sending = True
+            self._tasks.start(self._send_queued(), "redis-publish")
         self.in_flight += 1
         try:
             return await item.future
@@ -75,8 +78,7 @@ class Publisher:
 
     async def stop(self) -> None:
         """After the server finished its requests: fail any stragglers, close the connections."""
-        if self._sender is not None:
-            self._sender.cancel()
+        await self._tasks.stop()
         self._fail(self._queue, "shutdown", "worker shutting down")
         self._queue = []
         await self._client.aclose()
@@ -87,7 +89,7 @@ class Publisher:
                 batch, self._queue = self._queue, []
                 await self._send(batch)
         finally:
-            self._sender = None
+            self._sending = False
 
     async def _send(self, batch: list[_Pending]) -> None:
         metrics.PUBLISH_BATCH.observe(len(batch))
@@ -97,6 +99,9 @@ class Publisher:
                     for item in batch:
                         pipe.publish(self._channel, item.payload)
                     replies = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:  # stopped with this pipeline on its way
+            self._fail(batch, "shutdown", "worker shutting down")
+            raise
         except TimeoutError:
             kind, reason = "timeout", f"redis did not answer within {self._timeout:g}s"
         except REDIS_DOWN_ERRORS as exc:
