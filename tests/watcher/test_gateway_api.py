@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from harness.kube import LocalKube
@@ -111,6 +112,37 @@ async def test_bursts_and_returns_through_the_httproute_once_accepted(
     await next_round(watcher)
     assert routing_state(watcher) == "applied"
     assert watcher.write_failures == 0
+
+
+async def test_decisions_are_events_regarding_the_httproute(
+    cluster: Cluster, controller: PlayedController, prom: ScriptedServer, make_watcher: Any
+) -> None:
+    """With ACTUATOR=gateway-api the Events are about the HTTPRoute, written with the ambient
+    overlay's Role, and `kubectl events --for` the route shows them."""
+    controller.report()
+    watcher = make_watcher(kube_events=True)
+    load(prom, 30)
+    await next_round(watcher)
+    assert cluster.weights() == (0, 100)
+    for sink in watcher.reporter.ledger.sinks:
+        await sink.close()  # sends what is queued, as at shutdown
+
+    listed = cluster.kube.kubectl(
+        "get", "events.events.k8s.io", "-n", cluster.namespace, "-o", "json"
+    )
+    [event] = orjson.loads(listed.stdout)["items"]
+    assert event["regarding"] == {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "namespace": cluster.namespace,
+        "name": ROUTE,
+    }
+    assert (event["reason"], event["type"]) == ("BurstStarted", "Normal")
+    assert "30 req/s above HIGH 15" in event["note"]
+    shown = cluster.kube.kubectl(
+        "events", "--for", f"httproute.gateway.networking.k8s.io/{ROUTE}", "-n", cluster.namespace
+    ).stdout
+    assert "BurstStarted" in shown
 
 
 async def test_a_missing_burst_service_sends_traffic_back_until_the_route_is_healthy(

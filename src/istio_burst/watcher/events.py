@@ -139,4 +139,5 @@ class KubeEvents:
     async def close(self) -> None:
         await self._sender.close()
         if self._api is not None:
-            await asyncio.to_thread(self._api.api_client.close)
+            api, self._api = self._api, None
+            await asyncio.to_thread(api.api_client.close)
