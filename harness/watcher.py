@@ -1,7 +1,9 @@
-"""Starting `istio-burst watcher` as a real process, and reading what it reports."""
+"""Starting `istio-burst watcher` as a real process, reading what it reports, and running its
+terminal commands (`istio-burst watcher status|override`)."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from harness.processes import ManagedProcess
+from harness.processes import ISTIO_BURST, ManagedProcess
 from harness.services import start_service
 
 # The request counter of `harness.exporter.LoadExporter`, which a test drives at will.
@@ -31,6 +33,17 @@ def start_watcher(log_dir: Path, prometheus_url: str, **env: str) -> tuple[Manag
         "MAX_FAILURES": "3",
     }
     return start_service("watcher", log_dir, "/livez", **{**defaults, **env})
+
+
+def watcher_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`istio-burst watcher ARGS...`, its output captured; it may fail (check returncode)."""
+    return subprocess.run(
+        [ISTIO_BURST, "watcher", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def status(url: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """The page's Routing card in the demo, in real Chromium: it says HAProxy applies the weights,
-and shows the weights the watcher set there once the load bursts."""
+and shows the weights the watcher set there once the load bursts, and again when a person at a
+terminal takes over with the command the demo printed."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from harness.browser import chromium
 from harness.frontend import Page
 from harness.processes import ManagedProcess
+from harness.watcher import watcher_cli
 from tests.demo.conftest import demo_argv, demo_ports
 
 
@@ -43,6 +46,20 @@ async def test_the_routing_card_shows_haproxy_and_the_weights_it_was_given(
                 "() => /burst [1-9]/.test(document.querySelector('#measured-split').textContent)",
                 timeout=20_000,
             )
+
+            # The demo printed how to take over; its env file holds the Redis password.
+            env_file = tmp_path / "state" / "watcher.env"
+            assert f"--env-file {env_file}" in demo.output()
+            assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+            override = watcher_cli("override", "primary", "--for", "10m", "--env-file", env_file)
+            assert "override primary until" in override.stdout, override.stderr
+            await screen.wait_for_function(
+                "() => document.querySelector('#weight-primary')"
+                ".getAttribute('aria-valuenow') === '100'",
+                timeout=20_000,
+            )
+            shown = watcher_cli("status", "--env-file", env_file).stdout
+            assert "override primary (local) until" in shown and "OverrideApplied" in shown, shown
             await page.set_frequency(0)
     finally:
         demo.stop()

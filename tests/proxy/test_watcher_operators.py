@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +20,10 @@ import redis
 from harness.exporter import LoadExporter
 from harness.haproxy import HAProxyServer, runtime_command
 from harness.metrics import metric_value
-from harness.processes import ISTIO_BURST, ManagedProcess
+from harness.processes import ManagedProcess
 from harness.prometheus import PrometheusServer
 from harness.redis_server import RedisServer
-from harness.watcher import wait_status
+from harness.watcher import wait_status, watcher_cli
 from harness.webhook import WebhookReceiver
 from istio_burst.watcher.overrides import LOCAL_OVERRIDE_KEY
 from tests.proxy.test_watcher_haproxy import haproxy_watcher, wait_proxy_weights
@@ -38,12 +37,6 @@ def start(
 ) -> StartWatcher:
     """A local watcher on HAProxy, Prometheus and the test's Redis; env as keyword arguments."""
     return functools.partial(haproxy_watcher, tmp_path, prometheus, proxy, own_redis)
-
-
-def watcher_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ISTIO_BURST, "watcher", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def decisions(url: str) -> list[dict[str, Any]]:
@@ -114,6 +107,13 @@ def test_the_override_cli_pins_the_traffic_expires_and_the_ledger_shows_it(
         wait_proxy_weights(proxy, (100, 0), proc, timeout=30)
     finally:
         proc.stop()
+
+
+def test_a_missing_env_file_is_named(tmp_path: Path) -> None:
+    for command in ("status", "override pause"):
+        done = watcher_cli(*command.split(), "--env-file", str(tmp_path / "watcher.env"))
+        assert done.returncode != 0
+        assert done.stderr.strip() == f"error: --env-file {tmp_path / 'watcher.env'}: no such file"
 
 
 def test_a_malformed_override_is_refused_visibly_and_ignored(

@@ -20,13 +20,32 @@ from istio_burst.demo.supervisor import (
     port_in_use,
     require_binary,
 )
+from istio_burst.watcher import overrides
 from istio_burst.watcher.settings import LOCAL_BURST_ERROR_QUERY, LOCAL_QUERY, thresholds_problem
 
 __all__ = ["Settings", "run"]
 
 
+CLI_ENV_FILE = "watcher.env"
+
+
 def say(line: str) -> None:
     print(line, flush=True)
+
+
+def watcher_commands(s: Settings, state_dir: Path) -> list[str]:
+    """How to read and take over the watcher from a terminal while the demo runs."""
+    installed = Path(sys.executable).with_name("istio-burst")
+    cli = f"{installed if installed.exists() else 'istio-burst'} watcher"
+    env_file = f"--env-file {state_dir / CLI_ENV_FILE}"
+    if s.mesh == "istio":  # the override is an annotation on the routed VirtualService
+        take_over = (
+            f"kubectl annotate virtualservice worker-virtual-service --overwrite "
+            f"{overrides.ANNOTATION}=burst  (KUBECONFIG as above; or primary, pause)"
+        )
+    else:
+        take_over = f"{cli} override burst --for 10m {env_file}  (or primary, pause, clear)"
+    return [f"  watcher's decisions: {cli} status {env_file}", f"  take over: {take_over}"]
 
 
 def build_components(s: Settings, state_dir: Path) -> list[Component]:
@@ -35,6 +54,11 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
     redis_password = s.redis_password or redis_server.new_password()
     redis_url = redis_server.redis_url(s.redis_port, redis_password)
     common = {"LOG_FORMAT": s.log_format, "LOG_LEVEL": s.log_level, "REDIS_URL": redis_url}
+    # For `istio-burst watcher status|override --env-file`: the password is only in this demo.
+    redis_server.write_private(
+        state_dir / CLI_ENV_FILE,
+        f"REDIS_URL='{redis_url}'\nWATCHER_URL='http://{host}:{s.watcher_port}'\n",
+    )
     worker_url = {
         "primary": f"http://{host}:{s.primary_port}",
         "burst": f"http://{host}:{s.burst_port}",
@@ -213,7 +237,7 @@ def where(component: Component, s: Settings, state_dir: Path) -> str:
     if component.name == "mesh":
         return (
             f"Envoy http://127.0.0.1:{component.port}  admin http://127.0.0.1:"
-            f"{s.proxy_metrics_port}  KUBECONFIG={state_dir / 'mesh' / 'kube' / 'kubeconfig'}"
+            f"{s.proxy_metrics_port}  KUBECONFIG={state_dir / mesh.ADMIN_KUBECONFIG}"
         )
     if component.name == "haproxy":
         return (
@@ -262,6 +286,8 @@ def run(settings: Settings) -> int:
                 f"watcher http://{settings.bind}:{settings.watcher_port}/status  "
                 f"logs {log_dir}  (Ctrl-C stops everything)"
             )
+            for line in watcher_commands(settings, state_dir):
+                say(line)
             supervisor.watch()
     except DemoError as exc:
         say(f"error: {exc}")

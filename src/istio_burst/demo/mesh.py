@@ -17,6 +17,7 @@ from istio_burst.demo.supervisor import Component, DemoError, http_ok
 REPO = Path(__file__).resolve().parents[3]
 MESH_MODULE = "harness.istio"
 WATCHER_KUBECONFIG = "watcher.kubeconfig"  # written by harness.istio
+ADMIN_KUBECONFIG = Path("mesh", "kube", "kubeconfig")  # under the state dir: the local API's admin
 START_TIMEOUT = 180.0  # etcd, kube-apiserver, the CRDs, istiod and Envoy, on a loaded machine
 
 # The frontend's requests to the workers, as Envoy counts them on its outbound listener (its

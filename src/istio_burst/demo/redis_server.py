@@ -33,9 +33,14 @@ def write_config(path: Path, port: int, password: str, data_dir: Path) -> Path:
         "appendonly no",
         f'dir "{data_dir}"',
     ]
+    return write_private(path, "\n".join(lines) + "\n")
+
+
+def write_private(path: Path, text: str) -> Path:
+    """`text` in a file only the user can read (it holds the password); returns its path."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as config:
-        config.write("\n".join(lines) + "\n")
+    with os.fdopen(fd, "w") as private:
+        private.write(text)
     return path
 
 

@@ -3,6 +3,9 @@
 `status` reads a running watcher's /status and /decisions and prints a short table.
 `override` sets or clears the local override on Redis, where a local watcher reads it each round
 (in Kubernetes, annotate the routed object instead: see the README).
+
+Both take their addresses from flags, else from `--env-file` (the demo writes one with its
+Redis password: the demo's Redis is not reachable without it), else from the environment.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 
 from istio_burst.core.contracts import DecisionRecord, OverrideTarget, WatcherState
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error
@@ -86,14 +91,38 @@ def status_table(state: WatcherState, records: list[DecisionRecord]) -> str:
     return "\n".join(lines)
 
 
+def _env_file_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        help="KEY=VALUE lines (REDIS_URL, WATCHER_URL) that take the place of the environment; "
+        "the demo writes one: <state dir>/watcher.env",
+    )
+    return parser
+
+
+def _settings_env(args: Sequence[str]) -> dict[str, str]:
+    """The environment, with the --env-file's values over it (read before the defaults are)."""
+    env_file = _env_file_parser().parse_known_args(args)[0].env_file
+    env = dict(os.environ)
+    if env_file is not None:
+        if not env_file.is_file():
+            raise SystemExit(f"error: --env-file {env_file}: no such file")
+        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    return env
+
+
 def status(args: Sequence[str]) -> int:
+    env = _settings_env(args)
     parser = argparse.ArgumentParser(
         prog="istio-burst watcher status",
         description="The state and last decisions of a running watcher.",
+        parents=[_env_file_parser()],
     )
     parser.add_argument(
         "--url",
-        default=os.environ.get("WATCHER_URL", "http://localhost:8090"),
+        default=env.get("WATCHER_URL", "http://localhost:8090"),
         help="the watcher's base URL (env WATCHER_URL; default %(default)s)",
     )
     parser.add_argument("--limit", type=int, default=10, help="decisions shown (default 10)")
@@ -117,11 +146,13 @@ def status(args: Sequence[str]) -> int:
 
 
 def override(args: Sequence[str]) -> int:
+    env = _settings_env(args)
     parser = argparse.ArgumentParser(
         prog="istio-burst watcher override",
         description="Pin the traffic to primary or burst, or pause the watcher (it writes "
         "nothing), until cleared or for a while; `clear` ends it. For a local watcher: the "
         "override is kept on its Redis. In Kubernetes, annotate the routed object instead.",
+        parents=[_env_file_parser()],
     )
     parser.add_argument("target", choices=[*(t.value for t in OverrideTarget), "clear"])
     parser.add_argument(
@@ -129,7 +160,7 @@ def override(args: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("REDIS_URL", "localhost:6379"),
+        default=env.get("REDIS_URL", "localhost:6379"),
         help="the watcher's Redis (env REDIS_URL; default localhost:6379)",
     )
     options = parser.parse_args(args)
