@@ -48,6 +48,10 @@ class HAProxyServer:
         )
         return primary, burst
 
+    def watcher_env(self) -> dict[str, str]:
+        """The settings that point an `istio-burst watcher` process at this HAProxy."""
+        return {"ACTUATOR": "haproxy", "HAPROXY_RUNTIME_API": self.runtime_api}
+
     @property
     def metrics_address(self) -> str:
         return self.ports.metrics_address

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from harness.services import start_service
 
 # The request counter of `harness.exporter.LoadExporter`, which a test drives at will.
 EXPORTER_QUERY = 'sum(rate(hashr_frontend_requests_total{outcome!="skipped"}[5s]))'
+
+StartWatcher = Callable[..., tuple[ManagedProcess, str]]
 
 
 def start_watcher(log_dir: Path, prometheus_url: str, **env: str) -> tuple[ManagedProcess, str]:
@@ -33,6 +36,24 @@ def start_watcher(log_dir: Path, prometheus_url: str, **env: str) -> tuple[Manag
         "MAX_FAILURES": "3",
     }
     return start_service("watcher", log_dir, "/livez", **{**defaults, **env})
+
+
+@contextmanager
+def watchers(log_dir: Path, prometheus_url: str, **defaults: str) -> Iterator[StartWatcher]:
+    """`start(**env) -> (process, url)`: `start_watcher` with `defaults`, `env` over them;
+    every watcher started is stopped on leaving."""
+    started: list[ManagedProcess] = []
+
+    def start(**env: str) -> tuple[ManagedProcess, str]:
+        proc, url = start_watcher(log_dir, prometheus_url, **{**defaults, **env})
+        started.append(proc)
+        return proc, url
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
 
 
 def watcher_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -20,6 +20,7 @@ from harness.processes import ManagedProcess
 from harness.prometheus import PrometheusServer
 from harness.redis_server import RedisServer
 from harness.services import start_worker
+from harness.watcher import StartWatcher, watchers
 
 
 @dataclass
@@ -72,6 +73,31 @@ def prometheus(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def haproxy_watcher(
+    tmp_path: Path, prometheus: PrometheusServer, proxy: HAProxyServer, own_redis: RedisServer
+) -> Iterator[StartWatcher]:
+    """`haproxy_watcher(**env) -> (process, url)`: a local watcher with ACTUATOR=haproxy on this
+    test's HAProxy, Prometheus and Redis, more env as keyword arguments; every watcher started
+    is stopped when the test ends."""
+    env = proxy.watcher_env()
+    with watchers(tmp_path, prometheus.url, **env, REDIS_URL=own_redis.url) as start:
+        yield start
+
+
+def wait_proxy_weights(
+    proxy: HAProxyServer, want: tuple[int, int], watcher: ManagedProcess, timeout: float = 40
+) -> None:
+    """Until HAProxy's weights are `want`; fails early (with its log) if the watcher exits."""
+    deadline = time.monotonic() + timeout
+    seen = proxy.weights()
+    while seen != want:
+        assert time.monotonic() < deadline, f"weights {seen}, never {want}:\n{watcher.output()}"
+        assert watcher.alive(), watcher.output()
+        time.sleep(0.1)
+        seen = proxy.weights()
 
 
 def cluster_of(response: httpx.Response) -> str:

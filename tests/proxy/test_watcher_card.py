@@ -18,10 +18,8 @@ from harness.exporter import LoadExporter
 from harness.frontend import start_frontend
 from harness.haproxy import HAProxyServer
 from harness.processes import ISTIO_BURST, ManagedProcess
-from harness.prometheus import PrometheusServer
 from harness.redis_server import RedisServer
-from harness.watcher import wait_status
-from tests.proxy.test_watcher_haproxy import haproxy_watcher
+from harness.watcher import StartWatcher, wait_status
 
 
 @dataclass
@@ -35,22 +33,19 @@ class Card:
 def card(
     tmp_path: Path,
     load: LoadExporter,
-    prometheus: PrometheusServer,
     proxy: HAProxyServer,
     own_redis: RedisServer,
+    haproxy_watcher: StartWatcher,
 ) -> Iterator[Card]:
     """A local watcher on HAProxy at 3 req/s, ready, and a frontend showing it (same Redis)."""
     load.set_rate(3)
-    watcher, watcher_url = haproxy_watcher(tmp_path, prometheus, proxy, own_redis, MAX_BACKOFF="1")
-    frontend: ManagedProcess | None = None
+    watcher, watcher_url = haproxy_watcher(MAX_BACKOFF="1")
+    frontend, url = start_frontend(own_redis, tmp_path, proxy.url)
     try:
-        frontend, url = start_frontend(own_redis, tmp_path, proxy.url)
         wait_status(watcher, watcher_url, lambda s: s["ready"])
         yield Card(watcher, watcher_url, url)
     finally:
-        if frontend is not None:
-            frontend.stop()
-        watcher.stop()
+        frontend.stop()
 
 
 @pytest.mark.browser

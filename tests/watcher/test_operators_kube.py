@@ -18,8 +18,7 @@ import orjson
 import pytest
 
 from harness.kube.front import VS_NAME, KubeFront, Request
-from harness.processes import ManagedProcess
-from harness.watcher import start_watcher, status, wait_status
+from harness.watcher import StartWatcher, status, wait_status, watchers
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.rounds import load
 
@@ -51,24 +50,10 @@ def reasons(seen: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.fixture
-def watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) -> Iterator[Any]:
-    started: list[ManagedProcess] = []
-
-    def start(**env: str) -> tuple[ManagedProcess, str]:
-        proc, url = start_watcher(
-            tmp_path,
-            prom.url,
-            **kube.watcher_env(tmp_path),
-            PUBLISH_STATE="false",
-            MAX_BACKOFF="1",
-            **env,
-        )
-        started.append(proc)
-        return proc, url
-
-    yield start
-    for proc in started:
-        proc.stop()
+def watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) -> Iterator[StartWatcher]:
+    env = kube.watcher_env(tmp_path)
+    with watchers(tmp_path, prom.url, **env, PUBLISH_STATE="false", MAX_BACKOFF="1") as start:
+        yield start
 
 
 def wait_weights(kube: KubeFront, want: tuple[int, int], timeout: float = 30) -> None:
