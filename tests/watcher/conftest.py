@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -11,11 +11,14 @@ from harness.exporter import LoadExporter
 from harness.kube import LocalKube
 from harness.kube.front import KubeFront, virtual_service
 from harness.prometheus import PrometheusServer
+from istio_burst.watcher.actuators import Actuator
 from istio_burst.watcher.app import build_watcher, close_watcher
 from istio_burst.watcher.loop import Watcher
 from istio_burst.watcher.settings import WatcherSettings
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.rounds import Clock
+
+A = TypeVar("A", bound=Actuator)
 
 
 @pytest.fixture
@@ -94,3 +97,12 @@ async def in_process_watchers(defaults: dict[str, Any]) -> AsyncIterator[Any]:
     finally:
         for watcher in made:
             await close_watcher(watcher)
+
+
+@asynccontextmanager
+async def closing(actuator: A) -> AsyncIterator[A]:
+    """The actuator, closed after (its HTTP client's connections with it), however it ends."""
+    try:
+        yield actuator
+    finally:
+        await actuator.close()
