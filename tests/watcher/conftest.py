@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -11,14 +11,12 @@ from harness.exporter import LoadExporter
 from harness.kube import LocalKube
 from harness.kube.front import KubeFront, virtual_service
 from harness.prometheus import PrometheusServer
-from istio_burst.watcher.actuators import Actuator
+from harness.watcher import StartWatcher, watchers
 from istio_burst.watcher.app import build_watcher, close_watcher
 from istio_burst.watcher.loop import Watcher
 from istio_burst.watcher.settings import WatcherSettings
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.rounds import Clock
-
-A = TypeVar("A", bound=Actuator)
 
 
 @pytest.fixture
@@ -44,6 +42,15 @@ def kube(local_kube: LocalKube) -> Iterator[KubeFront]:
     yield api
     api.stop()
     assert api.rejected == [], f"the watcher wrote invalid VirtualServices: {api.rejected}"
+
+
+@pytest.fixture
+def kube_watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) -> Iterator[StartWatcher]:
+    """start(**env) runs an `istio-burst watcher` process on `kube` and `prom` (PUBLISH_STATE
+    false, then `env`); every one started is stopped at the end."""
+    env = kube.watcher_env(tmp_path)
+    with watchers(tmp_path, prom.url, **env, PUBLISH_STATE="false") as start:
+        yield start
 
 
 @pytest.fixture
@@ -97,12 +104,3 @@ async def in_process_watchers(defaults: dict[str, Any]) -> AsyncIterator[Any]:
     finally:
         for watcher in made:
             await close_watcher(watcher)
-
-
-@asynccontextmanager
-async def closing(actuator: A) -> AsyncIterator[A]:
-    """The actuator, closed after (its HTTP client's connections with it), however it ends."""
-    try:
-        yield actuator
-    finally:
-        await actuator.close()

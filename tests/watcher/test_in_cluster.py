@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.actuators import closing
 from harness.exporter import LoadExporter
 from harness.kube import LocalKube
 from harness.kube.front import NATURAL, VS_API, VS_NAME, weights_of
@@ -25,7 +26,6 @@ from harness.prometheus import PrometheusServer
 from harness.watcher import start_watcher, wait_status
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import IstioActuator
-from tests.watcher.conftest import closing
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHER_MANIFESTS = REPO / "k8s" / "base" / "watcher"

@@ -22,6 +22,7 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from harness.actuators import closing
 from harness.kube.front import (
     GENERIC_422,
     ISTIO_WEBHOOK_DENIAL,
@@ -33,11 +34,10 @@ from harness.kube.front import (
     Obj,
     virtual_service,
 )
-from harness.watcher import start_watcher, wait_status
+from harness.watcher import StartWatcher, start_watcher, wait_status
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
 from istio_burst.watcher.loop import CONFLICT_RETRIES
-from tests.watcher.conftest import closing
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.rounds import load, next_round
 
@@ -532,25 +532,17 @@ async def test_dry_run_writes_nothing_and_reports_what_it_would_do(
 
 
 def test_the_real_process_shifts_the_virtual_service(
-    kube: KubeFront, prom: ScriptedServer, tmp_path: Path
+    kube: KubeFront, prom: ScriptedServer, kube_watcher: StartWatcher
 ) -> None:
     load(prom, 3)
-    proc, url = start_watcher(
-        tmp_path,
-        prom.url,
-        **kube.watcher_env(tmp_path),
-        PUBLISH_STATE="false",
-    )
-    try:
-        wait_status(proc, url, lambda s: s["ready"])
-        load(prom, 30)
-        state = wait_status(proc, url, lambda s: s["weights"]["burst"] == 100)
-        assert kube.weights() == (0, 100)
-        assert state["actuator"] == "istio"
-        assert state["target"] == kube.target
-        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
-    finally:
-        proc.stop()
+    proc, url = kube_watcher()
+    wait_status(proc, url, lambda s: s["ready"])
+    load(prom, 30)
+    state = wait_status(proc, url, lambda s: s["weights"]["burst"] == 100)
+    assert kube.weights() == (0, 100)
+    assert state["actuator"] == "istio"
+    assert state["target"] == kube.target
+    assert httpx.get(url + "/healthz", timeout=5).status_code == 200
 
 
 def test_the_real_process_without_credentials_stays_up_and_not_ready(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 from harness.kube.front import VS_NAME, KubeFront, Request
 from harness.kube.watch import wait_events, wait_weights
-from harness.watcher import StartWatcher, status, wait_status, watchers
+from harness.watcher import StartWatcher, status, wait_status
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.rounds import load
 
@@ -31,10 +31,9 @@ def reasons(seen: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.fixture
-def watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) -> Iterator[StartWatcher]:
-    env = kube.watcher_env(tmp_path)
-    with watchers(tmp_path, prom.url, **env, PUBLISH_STATE="false", MAX_BACKOFF="1") as start:
-        yield start
+def watcher(kube_watcher: StartWatcher) -> StartWatcher:
+    """Watcher processes that retry failed writes within a second."""
+    return partial(kube_watcher, MAX_BACKOFF="1")
 
 
 def test_decisions_are_events_regarding_the_virtual_service_and_repeats_make_a_series(
