@@ -37,7 +37,9 @@ from harness.kube.cluster import LocalKube
 
 JSON_PATCH = "application/json-patch+json"
 GENERIC_422 = "the server rejected our request due to an error in our request"
-WATCHER_RBAC = Path(__file__).resolve().parents[2] / "k8s" / "base" / "watcher"
+REPO = Path(__file__).resolve().parents[2]
+WATCHER_RBAC = REPO / "k8s" / "base" / "watcher"
+NATURAL = REPO / "istio-manifests" / "natural.yaml"
 VS_NAME = "worker-virtual-service"
 VS_API = "/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices"
 ISTIO_WEBHOOK_DENIAL = (
@@ -61,32 +63,13 @@ class Request:
 def virtual_service(
     primary: int = 100, burst: int = 0, name: str = VS_NAME, namespace: str = "default"
 ) -> Obj:
-    """The worker VirtualService as the project's manifests define it."""
-    host = "worker-service.default.svc.cluster.local"
-    return {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "VirtualService",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "worker"}},
-        "spec": {
-            "hosts": ["worker-service"],
-            "gateways": ["mesh"],
-            "http": [
-                {
-                    "route": [
-                        {
-                            "destination": {
-                                "host": host,
-                                "port": {"number": 80},
-                                "subset": subset,
-                            },
-                            "weight": weight,
-                        }
-                        for subset, weight in (("primary", primary), ("burst", burst))
-                    ]
-                }
-            ],
-        },
-    }
+    """The worker VirtualService as istio-manifests/natural.yaml creates it, at these weights."""
+    vs: Obj = yaml.safe_load(NATURAL.read_text())
+    vs["metadata"].update(name=name, namespace=namespace)
+    weights = {"primary": primary, "burst": burst}
+    for entry in vs["spec"]["http"][0]["route"]:
+        entry["weight"] = weights[entry["destination"]["subset"]]
+    return vs
 
 
 def status_object(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:

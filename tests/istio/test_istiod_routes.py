@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.actuators import closing
 from harness.istio.envoy import WORKER_HOST, EnvoyProxy, sidecar_node, subset_weights
 from harness.istio.istiod import Istiod
 from harness.istio.workers import worker_entries
@@ -65,9 +66,9 @@ async def actuator(
         "default", "istiowatcher", tmp_path / "watcher.kubeconfig"
     )
     watcher = IstioActuator("default", "worker-virtual-service", kubeconfig=str(kubeconfig))
-    yield watcher
-    await watcher.write(await watcher.read(), Weights(100, 0))
-    await watcher.close()
+    async with closing(watcher):
+        yield watcher
+        await watcher.write(await watcher.read(), Weights(100, 0))
 
 
 def route_after(proxy: EnvoyProxy, version: str | None) -> tuple[str, dict[str, Any]]:

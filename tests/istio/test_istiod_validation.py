@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.actuators import closing
 from harness.istio.istiod import Istiod
 from harness.kube import LocalKube
 from harness.kube.front import JSON_PATCH, VS_API, KubeFront, virtual_service
@@ -42,9 +43,9 @@ async def watcher_actuator(
         *WATCHER_ACCOUNT, tmp_path / "watcher.kubeconfig"
     )
     actuator = IstioActuator("default", VIRTUAL_SERVICE, kubeconfig=str(kubeconfig), timeout=10)
-    yield actuator
-    await actuator.write(await actuator.read(), Weights(100, 0))
-    await actuator.close()
+    async with closing(actuator):
+        yield actuator
+        await actuator.write(await actuator.read(), Weights(100, 0))
 
 
 async def test_every_split_the_watcher_can_write_passes_istios_validation(

@@ -11,6 +11,7 @@ from harness.exporter import LoadExporter
 from harness.kube import LocalKube
 from harness.kube.front import KubeFront, virtual_service
 from harness.prometheus import PrometheusServer
+from harness.watcher import StartWatcher, watchers
 from istio_burst.watcher.app import build_watcher, close_watcher
 from istio_burst.watcher.loop import Watcher
 from istio_burst.watcher.settings import WatcherSettings
@@ -41,6 +42,15 @@ def kube(local_kube: LocalKube) -> Iterator[KubeFront]:
     yield api
     api.stop()
     assert api.rejected == [], f"the watcher wrote invalid VirtualServices: {api.rejected}"
+
+
+@pytest.fixture
+def kube_watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) -> Iterator[StartWatcher]:
+    """start(**env) runs an `istio-burst watcher` process on `kube` and `prom` (PUBLISH_STATE
+    false, then `env`); every one started is stopped at the end."""
+    env = kube.watcher_env(tmp_path)
+    with watchers(tmp_path, prom.url, **env, PUBLISH_STATE="false") as start:
+        yield start
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ fail-safe runs. The VirtualService is on the real API server (harness.kube)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.kube.front import KubeFront
 from harness.metrics import metric_value
-from harness.watcher import start_watcher, status, wait_status
+from harness.watcher import StartWatcher, status, wait_status
 from tests.watcher.fake_http import Answer, ScriptedServer, vector
 from tests.watcher.rounds import load, next_round
 
@@ -45,37 +44,27 @@ async def test_readings_prometheus_never_gives_do_not_move_the_weights(
 
 
 def test_a_trickling_prometheus_times_out_shows_it_and_the_outage_policy_runs(
-    kube: KubeFront, prom: ScriptedServer, tmp_path: Path
+    kube: KubeFront, prom: ScriptedServer, kube_watcher: StartWatcher
 ) -> None:
     load(prom, 30)
-    proc, url = start_watcher(
-        tmp_path,
-        prom.url,
-        **kube.watcher_env(tmp_path),
-        PUBLISH_STATE="false",
-        QUERY_TIMEOUT="1",
-        OUTAGE_POLICY="primary",
-        OUTAGE_AFTER="2",
-        MAX_FAILURES="3",
+    proc, url = kube_watcher(
+        QUERY_TIMEOUT="1", OUTAGE_POLICY="primary", OUTAGE_AFTER="2", MAX_FAILURES="3"
     )
-    try:
-        wait_status(proc, url, lambda s: s["weights"]["burst"] == 100)
-        assert kube.weights() == (0, 100)
+    wait_status(proc, url, lambda s: s["weights"]["burst"] == 100)
+    assert kube.weights() == (0, 100)
 
-        prom.answer = Answer(200, vector("30"), trickle=0.05)  # ~12 s for the whole answer
-        blind = wait_status(proc, url, lambda s: s["reading_kind"] == "timeout")
-        assert blind["reading"] is None, "an old reading is not shown as current"
-        assert "within 1 s" in blind["reading_detail"]
+    prom.answer = Answer(200, vector("30"), trickle=0.05)  # ~12 s for the whole answer
+    blind = wait_status(proc, url, lambda s: s["reading_kind"] == "timeout")
+    assert blind["reading"] is None, "an old reading is not shown as current"
+    assert "within 1 s" in blind["reading_detail"]
 
-        safe = wait_status(proc, url, lambda s: s["weights"] == {"primary": 100, "burst": 0})
-        assert kube.weights() == (100, 0), "fail-safe: everything back to primary"
-        assert safe["ready"] is False and "bad readings in a row" in safe["not_ready_reason"]
-        assert metric_value(url, "hashr_watcher_read_errors_total", kind="timeout") >= 3
+    safe = wait_status(proc, url, lambda s: s["weights"] == {"primary": 100, "burst": 0})
+    assert kube.weights() == (100, 0), "fail-safe: everything back to primary"
+    assert safe["ready"] is False and "bad readings in a row" in safe["not_ready_reason"]
+    assert metric_value(url, "hashr_watcher_read_errors_total", kind="timeout") >= 3
 
-        # Rounds go on (the state is fresh), and readings come back once Prometheus does.
-        first = status(url)["at"]
-        wait_status(proc, url, lambda s: s["at"] > first)
-        load(prom, 3)
-        wait_status(proc, url, lambda s: s["ready"] and s["reading_kind"] == "number")
-    finally:
-        proc.stop()
+    # Rounds go on (the state is fresh), and readings come back once Prometheus does.
+    first = status(url)["at"]
+    wait_status(proc, url, lambda s: s["at"] > first)
+    load(prom, 3)
+    wait_status(proc, url, lambda s: s["ready"] and s["reading_kind"] == "number")

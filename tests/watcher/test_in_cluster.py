@@ -15,9 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.actuators import closing
 from harness.exporter import LoadExporter
 from harness.kube import LocalKube
-from harness.kube.front import VS_API, VS_NAME, weights_of
+from harness.kube.front import NATURAL, VS_API, VS_NAME, weights_of
+from harness.kube.watch import wait_weights
 from harness.metrics import metric_value
 from harness.processes import ManagedProcess
 from harness.prometheus import PrometheusServer
@@ -27,7 +29,6 @@ from istio_burst.watcher.actuators.istio import IstioActuator
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHER_MANIFESTS = REPO / "k8s" / "base" / "watcher"
-NATURAL = REPO / "istio-manifests" / "natural.yaml"
 NAMESPACE = "default"  # where the manifests put everything
 
 
@@ -59,12 +60,6 @@ def weights(kube: LocalKube) -> tuple[int, int] | None:
     return weights_of(answer.json()) if answer.status_code == 200 else None
 
 
-def wait_weights(
-    kube: LocalKube, want: tuple[int, int], proc: ManagedProcess, timeout: float = 30
-) -> None:
-    proc.wait_until(lambda: weights(kube) == want, timeout, f"the VirtualService at {want}")
-
-
 def in_cluster_watcher(
     tmp_path: Path, kube: LocalKube, prometheus: PrometheusServer, **env: str
 ) -> tuple[ManagedProcess, str]:
@@ -91,7 +86,7 @@ def bursting(
     load.set_rate(30)
     proc, url = in_cluster_watcher(tmp_path, natural, prometheus)
     try:
-        wait_weights(natural, (0, 100), proc)
+        wait_weights(natural, NAMESPACE, (0, 100), process=proc)
         yield proc, url
     finally:
         proc.stop()
@@ -106,9 +101,9 @@ def test_it_bursts_and_comes_back_as_its_service_account(
         wait_status(proc, url, lambda s: s["ready"])
         assert weights(natural) == (100, 0)
         load.set_rate(30)
-        wait_weights(natural, (0, 100), proc)
+        wait_weights(natural, NAMESPACE, (0, 100), process=proc)
         load.set_rate(3)
-        wait_weights(natural, (100, 0), proc, timeout=60)
+        wait_weights(natural, NAMESPACE, (100, 0), timeout=60, process=proc)
         assert metric_value(url, "hashr_watcher_write_errors_total", kind="forbidden") == 0
     finally:
         proc.stop()
@@ -124,7 +119,7 @@ def test_an_edit_by_kubectl_is_undone_and_other_fields_are_kept(
         ' {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 50},'
         ' {"op": "add", "path": "/spec/http/0/timeout", "value": "5s"}]',
     )  # fmt: skip
-    wait_weights(natural, (0, 100), proc)
+    wait_weights(natural, NAMESPACE, (0, 100), process=proc)
     with natural.admin_client() as api:
         vs = api.get(f"{VS_API.format(ns=NAMESPACE)}/{VS_NAME}").json()
     assert vs["spec"]["http"][0]["timeout"] == "5s", "only the weights were written"
@@ -139,7 +134,7 @@ def test_a_deleted_virtual_service_is_reported_and_picked_up_when_it_is_back(
     assert proc.alive()
     assert metric_value(url, "hashr_watcher_write_errors_total", kind="not_found") >= 1
     natural.kubectl("apply", "--server-side", "-f", str(NATURAL))  # back at 100/0
-    wait_weights(natural, (0, 100), proc)
+    wait_weights(natural, NAMESPACE, (0, 100), process=proc)
     wait_status(proc, url, lambda s: s["ready"])
 
 
@@ -157,11 +152,9 @@ async def test_it_is_refused_anything_but_its_own_virtual_service(
         NAMESPACE, "istiowatcher", tmp_path / "kubeconfig"
     )
     actuator = IstioActuator(namespace, name, kubeconfig=str(kubeconfig), timeout=10)
-    try:
+    async with closing(actuator):
         with pytest.raises(ActuatorError) as raised:
             await actuator.read()
-    finally:
-        await actuator.close()
     assert raised.value.kind is ActuatorErrorKind.FORBIDDEN
     assert "HTTP 403" in raised.value.detail
     assert "system:serviceaccount:default:istiowatcher" in raised.value.detail
@@ -203,5 +196,5 @@ def test_it_holds_while_the_api_server_is_down_and_resumes_by_itself(
     assert metric_value(url, "hashr_watcher_write_errors_total", kind="timeout") == 0
     assert httpx.get(url + "/livez", timeout=5).status_code == 200, "alive while it waits"
     natural.start_apiserver()
-    wait_weights(natural, (100, 0), proc, timeout=60)
+    wait_weights(natural, NAMESPACE, (100, 0), timeout=60, process=proc)
     wait_status(proc, url, lambda s: s["ready"], timeout=30)

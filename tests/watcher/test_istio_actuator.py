@@ -22,6 +22,7 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from harness.actuators import closing
 from harness.kube.front import (
     GENERIC_422,
     ISTIO_WEBHOOK_DENIAL,
@@ -33,7 +34,7 @@ from harness.kube.front import (
     Obj,
     virtual_service,
 )
-from harness.watcher import start_watcher, wait_status
+from harness.watcher import StartWatcher, start_watcher, wait_status
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import VERBS, IstioActuator
 from istio_burst.watcher.loop import CONFLICT_RETRIES
@@ -122,7 +123,7 @@ async def test_a_concurrent_edit_between_read_and_write_is_not_lost(
         def change(vs: Obj) -> None:
             set_weights(vs, 50, 50)
             vs["spec"]["http"][0]["timeout"] = "5s"
-            vs["metadata"]["labels"]["edited-by"] = "operator"
+            vs["metadata"].setdefault("labels", {})["edited-by"] = "operator"
 
         api.edit(change)
 
@@ -349,20 +350,26 @@ def _refuse_burst_by_policy(kube: KubeFront) -> Callable[[], None]:
     }
     kube.kube.kubectl("apply", "-f", "-", input=orjson.dumps(policy).decode())
     kube.kube.kubectl("apply", "-f", "-", input=orjson.dumps(binding).decode())
-    # Policies are loaded asynchronously: wait until a dry-run burst is refused.
-    deadline = time.monotonic() + 30
-    trial = [{"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 100}]
-    while send_patch(kube, trial, dry_run=True).status_code != 422:
-        assert time.monotonic() < deadline, "the admission policy never took effect"
-        time.sleep(0.2)
+    wait_policy(kube, in_force=True)
 
     def lift() -> None:
         kube.kube.kubectl("delete", "validatingadmissionpolicybinding", name)
         kube.kube.kubectl("delete", "validatingadmissionpolicy", name)
-        while send_patch(kube, trial, dry_run=True).status_code == 422:
-            time.sleep(0.2)
+        wait_policy(kube, in_force=False)
 
     return lift
+
+
+def wait_policy(kube: KubeFront, *, in_force: bool, timeout: float = 30) -> None:
+    """Until a dry-run burst is refused (or no longer refused). The API server loads policies
+    in the background and shows nowhere when it has: trying is the only way to tell."""
+    deadline = time.monotonic() + timeout
+    trial = [{"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 100}]
+    while (send_patch(kube, trial, dry_run=True).status_code == 422) != in_force:
+        assert time.monotonic() < deadline, (
+            f"the admission policy never {'took' if in_force else 'lost'} effect"
+        )
+        time.sleep(0.2)
 
 
 def _inject(method: str, status: int) -> Callable[[KubeFront], Callable[[], None]]:
@@ -474,19 +481,18 @@ async def test_wrong_credentials_are_forbidden_not_a_crash(
         "worker-virtual-service",
         kubeconfig=str(kube.kubeconfig(tmp_path / "bad", token="stolen")),
     )
-    try:
+    async with closing(actuator):
         with pytest.raises(ActuatorError) as raised:
             await actuator.read()
-    finally:
-        await actuator.close()
     assert raised.value.kind is ActuatorErrorKind.FORBIDDEN
     assert "HTTP 401" in raised.value.detail
 
 
 async def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
     actuator = IstioActuator("default", "vs", kubeconfig=str(tmp_path / "nope"))
-    with pytest.raises(ActuatorError) as raised:
-        await actuator.read()
+    async with closing(actuator):
+        with pytest.raises(ActuatorError) as raised:
+            await actuator.read()
     assert raised.value.kind is ActuatorErrorKind.CONFIG
 
 
@@ -526,25 +532,17 @@ async def test_dry_run_writes_nothing_and_reports_what_it_would_do(
 
 
 def test_the_real_process_shifts_the_virtual_service(
-    kube: KubeFront, prom: ScriptedServer, tmp_path: Path
+    kube: KubeFront, prom: ScriptedServer, kube_watcher: StartWatcher
 ) -> None:
     load(prom, 3)
-    proc, url = start_watcher(
-        tmp_path,
-        prom.url,
-        **kube.watcher_env(tmp_path),
-        PUBLISH_STATE="false",
-    )
-    try:
-        wait_status(proc, url, lambda s: s["ready"])
-        load(prom, 30)
-        state = wait_status(proc, url, lambda s: s["weights"]["burst"] == 100)
-        assert kube.weights() == (0, 100)
-        assert state["actuator"] == "istio"
-        assert state["target"] == kube.target
-        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
-    finally:
-        proc.stop()
+    proc, url = kube_watcher()
+    wait_status(proc, url, lambda s: s["ready"])
+    load(prom, 30)
+    state = wait_status(proc, url, lambda s: s["weights"]["burst"] == 100)
+    assert kube.weights() == (0, 100)
+    assert state["actuator"] == "istio"
+    assert state["target"] == kube.target
+    assert httpx.get(url + "/healthz", timeout=5).status_code == 200
 
 
 def test_the_real_process_without_credentials_stays_up_and_not_ready(

@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from harness.kube.front import VS_NAME, KubeFront, Request
-from harness.watcher import StartWatcher, status, wait_status, watchers
+from harness.kube.watch import wait_events, wait_weights
+from harness.watcher import StartWatcher, status, wait_status
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.rounds import load
 
@@ -26,41 +26,14 @@ LEASE = Path(__file__).resolve().parents[2] / "k8s" / "base" / "watcher" / "leas
 VS = f"virtualservice/{VS_NAME}"
 
 
-def events(kube: KubeFront) -> list[dict[str, Any]]:
-    done = kube.kube.kubectl("get", "events.events.k8s.io", "-n", kube.namespace, "-o", "json")
-    items: list[dict[str, Any]] = orjson.loads(done.stdout)["items"]
-    return sorted(items, key=lambda e: e["eventTime"])
-
-
-def wait_event(kube: KubeFront, check: Any, timeout: float = 30) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    seen: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        seen = events(kube)
-        if check(seen):
-            return seen
-        time.sleep(0.2)
-    raise AssertionError(
-        f"the Events never matched: {[(e['reason'], e.get('series')) for e in seen]}"
-    )
-
-
 def reasons(seen: list[dict[str, Any]]) -> list[str]:
     return [e["reason"] for e in seen]
 
 
 @pytest.fixture
-def watcher(kube: KubeFront, prom: ScriptedServer, tmp_path: Path) -> Iterator[StartWatcher]:
-    env = kube.watcher_env(tmp_path)
-    with watchers(tmp_path, prom.url, **env, PUBLISH_STATE="false", MAX_BACKOFF="1") as start:
-        yield start
-
-
-def wait_weights(kube: KubeFront, want: tuple[int, int], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while kube.weights() != want:
-        assert time.monotonic() < deadline, f"weights {kube.weights()}, never {want}"
-        time.sleep(0.1)
+def watcher(kube_watcher: StartWatcher) -> StartWatcher:
+    """Watcher processes that retry failed writes within a second."""
+    return partial(kube_watcher, MAX_BACKOFF="1")
 
 
 def test_decisions_are_events_regarding_the_virtual_service_and_repeats_make_a_series(
@@ -68,10 +41,12 @@ def test_decisions_are_events_regarding_the_virtual_service_and_repeats_make_a_s
 ) -> None:
     load(prom, 30)
     proc, url = watcher()
-    wait_weights(kube, (0, 100))
+    wait_weights(kube.kube, kube.namespace, (0, 100))
     load(prom, 3)
-    wait_weights(kube, (100, 0))
-    seen = wait_event(kube, lambda s: reasons(s) == ["BurstStarted", "BurstEnded"])
+    wait_weights(kube.kube, kube.namespace, (100, 0))
+    seen = wait_events(
+        kube.kube, kube.namespace, lambda s: reasons(s) == ["BurstStarted", "BurstEnded"]
+    )
     started = seen[0]
     assert started["regarding"] == {
         "apiVersion": "networking.istio.io/v1",
@@ -97,8 +72,10 @@ def test_decisions_are_events_regarding_the_virtual_service_and_repeats_make_a_s
 
     kube.edit(third_destination)
     load(prom, 30)
-    failing = wait_event(
-        kube, lambda s: len(s) == 3 and s[2].get("series", {}).get("count", 0) >= 3
+    failing = wait_events(
+        kube.kube,
+        kube.namespace,
+        lambda s: len(s) == 3 and s[2].get("series", {}).get("count", 0) >= 3,
     )
     assert reasons(failing) == ["BurstStarted", "BurstEnded", "BurstStarted"]
     assert failing[2]["type"] == "Warning" and "failed: invalid" in failing[2]["note"]
@@ -119,15 +96,17 @@ def test_an_annotation_overrides_expires_and_a_malformed_one_is_refused_visibly(
     wait_status(proc, url, lambda s: s["ready"])
     until = (datetime.now(UTC) + timedelta(seconds=12)).isoformat(timespec="seconds")
     annotate(kube, "istio-burst.dev/override=burst", f"istio-burst.dev/override-until={until}")
-    wait_weights(kube, (0, 100), timeout=10)
+    wait_weights(kube.kube, kube.namespace, (0, 100), timeout=10)
     state = wait_status(proc, url, lambda s: s["override"] is not None)
     assert state["override"]["source"] == "annotation" and state["reason"] == "override"
-    wait_event(kube, lambda s: reasons(s) == ["OverrideApplied"])
+    wait_events(kube.kube, kube.namespace, lambda s: reasons(s) == ["OverrideApplied"])
 
     # It expires by itself (the annotation stays): recorded, and the load decides again.
-    wait_weights(kube, (100, 0), timeout=40)
-    seen = wait_event(
-        kube, lambda s: reasons(s)[:3] == ["OverrideApplied", "OverrideExpired", "BurstEnded"]
+    wait_weights(kube.kube, kube.namespace, (100, 0), timeout=40)
+    seen = wait_events(
+        kube.kube,
+        kube.namespace,
+        lambda s: reasons(s)[:3] == ["OverrideApplied", "OverrideExpired", "BurstEnded"],
     )
     assert "expired" in seen[1]["note"]
     assert status(url)["override"] is None
@@ -135,11 +114,11 @@ def test_an_annotation_overrides_expires_and_a_malformed_one_is_refused_visibly(
     annotate(kube, "istio-burst.dev/override=sideways", "istio-burst.dev/override-until-")
     refused = wait_status(proc, url, lambda s: bool(s["override_problem"]))
     assert "'sideways' is not one of primary, burst, pause" in refused["override_problem"]
-    seen = wait_event(kube, lambda s: "OverrideRefused" in reasons(s))
+    seen = wait_events(kube.kube, kube.namespace, lambda s: "OverrideRefused" in reasons(s))
     bad = seen[reasons(seen).index("OverrideRefused")]
     assert bad["type"] == "Warning" and "sideways" in bad["note"]
     load(prom, 30)  # decided as if there were no override
-    wait_weights(kube, (0, 100))
+    wait_weights(kube.kube, kube.namespace, (0, 100))
 
 
 def vs_patches(kube: KubeFront) -> list[Request]:
@@ -162,7 +141,7 @@ def test_two_watchers_elect_one_leader_and_the_other_takes_over_within_15_s(
     first, first_url = watcher(IDENTITY="watcher-a", **election)
     second, second_url = watcher(IDENTITY="watcher-b", **election)
 
-    wait_weights(kube, (0, 100))
+    wait_weights(kube.kube, kube.namespace, (0, 100))
     wait_status(second, second_url, lambda s: s["role"] in ("leader", "standby"))
     roles = {role_of(first_url), role_of(second_url)}
     assert roles == {"leader", "standby"}, roles
@@ -190,7 +169,7 @@ def test_two_watchers_elect_one_leader_and_the_other_takes_over_within_15_s(
     assert lease.stdout == ("watcher-b" if leader is first else "watcher-a")
 
     load(prom, 3)  # the new leader carries on from the weights it reads
-    wait_weights(kube, (100, 0))
+    wait_weights(kube.kube, kube.namespace, (100, 0))
     assert len(vs_patches(kube)) == 2, "still one PATCH per change: no double writes"
     leader.stop()
 
