@@ -59,7 +59,7 @@ async def test_the_routing_card_shows_haproxy_and_the_weights_it_was_given(
                 timeout=20_000,
             )
             shown = watcher_cli("status", "--env-file", env_file).stdout
-            assert "override primary (local) until" in shown and "OverrideApplied" in shown, shown
+            assert "override   primary (local) until" in shown and "OverrideApplied" in shown, shown
             await page.set_frequency(0)
     finally:
         demo.stop()

@@ -26,7 +26,7 @@ from istio_burst.core.contracts import DecisionRecord, OverrideTarget, WatcherSt
 from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error
 from istio_burst.core.settings import normalize_redis_url, redact_url
 from istio_burst.watcher.local_overrides import clear_override, set_override
-from istio_burst.watcher.overrides import describe
+from istio_burst.watcher.overrides import summary
 from istio_burst.watcher.words import weights_words
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -66,7 +66,7 @@ def status_table(state: WatcherState, records: list[DecisionRecord]) -> str:
         f"reading    {reading}",
         f"weights    primary {state.weights.get('primary')} / burst {state.weights.get('burst')}"
         f"    decision {state.decision} ({state.reason or '-'})",
-        f"override   {describe(state.override) if state.override else 'none'}"
+        f"override   {summary(state.override) if state.override else 'none'}"
         + (f"    refused: {state.override_problem}" if state.override_problem else ""),
         f"outage     {'since ' + _time(state.outage_since) if state.outage_since else 'none'}"
         f"    policy {state.outage_policy}",

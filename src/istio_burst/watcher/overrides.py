@@ -138,9 +138,15 @@ class OverrideTracker:
 
 
 def describe(override: Override) -> str:
+    """`override burst (local) until ...`, as the ledger says it."""
+    return f"override {summary(override)}"
+
+
+def summary(override: Override) -> str:
+    """`burst (local) until ...`: the target, where it was set, and when it ends."""
     until = ""
     if override.until is not None:
         until = " until " + datetime.fromtimestamp(override.until, UTC).isoformat(
             timespec="seconds"
         )
-    return f"override {override.target} ({override.source}){until}"
+    return f"{override.target} ({override.source}){until}"
