@@ -16,18 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import orjson
-import redis.asyncio as aioredis
 import socketio
-from redis.exceptions import RedisError
 
 from harness.frontend import Page
 from harness.metrics import sample_sum
 from harness.procfs import sample
-from istio_burst.core.contracts import CALCULATION_CHANNEL, PROXY_BACKEND, SUBSETS
+from istio_burst.core.contracts import CALCULATION_CHANNEL, PROXY_BACKEND, SUBSETS, HashMessage
+from istio_burst.core.redis import subscribe_forever
 from soak.system import System
-
-SOCKET_ERRORS = (OSError, asyncio.TimeoutError, RedisError)
 
 
 @dataclass
@@ -48,34 +44,20 @@ class Record:
     page_connect_failures: int = 0
 
 
-class Tap:
-    """A subscriber of the soak's own on the hash channel: every hash Redis delivered, which is
-    what the workers published (a worker answers 200 only after Redis confirmed it)."""
+async def tap_hashes(redis_url: str, record: Record, subscribed: asyncio.Event) -> None:
+    """The soak's own subscriber on the hash channel: every hash Redis delivered, which is what
+    the workers published (a worker answers 200 only after Redis confirmed it). `subscribed` is
+    set once it listens."""
 
-    def __init__(self, redis_url: str, record: Record) -> None:
-        self.redis_url = redis_url
-        self.record = record
+    def on_message(_channel: str, data: bytes) -> None:
+        message = HashMessage.decode(data)
+        record.tapped[message.value] = message.published_at
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except SOCKET_ERRORS:
-                await asyncio.sleep(0.2)
+    def on_state(up: bool, _reason: str | None) -> None:
+        if up:
+            subscribed.set()
 
-    async def _listen(self) -> None:
-        client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
-        try:
-            async with client.pubsub() as pubsub:
-                await pubsub.subscribe(CALCULATION_CHANNEL)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
-                    if message is None:
-                        continue
-                    data = orjson.loads(message["data"])
-                    self.record.tapped[data["value"]] = float(data["published_at"])
-        finally:
-            await client.aclose()
+    await subscribe_forever(redis_url, [CALCULATION_CHANNEL], on_message, on_state)
 
 
 class Pages:
