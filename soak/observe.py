@@ -23,6 +23,7 @@ from harness.metrics import sample_sum
 from harness.procfs import sample
 from istio_burst.core.contracts import CALCULATION_CHANNEL, PROXY_BACKEND, SUBSETS, HashMessage
 from istio_burst.core.redis import subscribe_forever
+from istio_burst.demo.haproxy import runtime_command
 from soak.system import System
 
 
@@ -156,22 +157,15 @@ async def poll_watcher(system: System, record: Record, every: float = 0.5) -> No
             await asyncio.sleep(every)
 
 
-async def runtime_command(runtime_api: str, command: str) -> str:
-    host, port = runtime_api.removeprefix("tcp://").rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2)
-    try:
-        writer.write(command.encode() + b"\n")
-        return (await asyncio.wait_for(reader.read(), 2)).decode()
-    finally:
-        writer.close()
-
-
 async def poll_proxy(system: System, record: Record, every: float = 1.0) -> None:
     while True:
         now = time.time()
         try:
-            answer = await runtime_command(
-                system.ports.runtime_api, f"get weight {PROXY_BACKEND}/{SUBSETS[1]}"
+            answer = await asyncio.to_thread(
+                runtime_command,
+                system.ports.runtime_api,
+                f"get weight {PROXY_BACKEND}/{SUBSETS[1]}",
+                2,
             )
             record.proxy_weights.append((now, int(answer.split()[0])))
         except (OSError, TimeoutError, ValueError, IndexError):
