@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import socketio
 
 from harness.frontend import Page
 from harness.metrics import sample_sum
-from harness.procfs import sample
+from harness.procfs import open_fds, sample
 from istio_burst.core.contracts import CALCULATION_CHANNEL, PROXY_BACKEND, SUBSETS, HashMessage
 from istio_burst.core.redis import subscribe_forever
 from istio_burst.demo.haproxy import runtime_command
@@ -40,7 +39,6 @@ class Record:
     proxy_weights: list[tuple[float, int | None]] = field(default_factory=list)  # burst weight
     procs: list[tuple[float, str, int, float, float, int]] = field(default_factory=list)
     published: dict[str, float] = field(default_factory=dict)  # worker -> 200s counted so far
-    pages_connected: list[tuple[float, int]] = field(default_factory=list)
     slider_errors: int = 0
     page_connect_failures: int = 0
 
@@ -122,7 +120,6 @@ class Pages:
                     self._leave(page)
                 else:
                     self.churning.append((page, now + random.uniform(10, 60)))
-            self.record.pages_connected.append((time.time(), len(self.churning) + 4))
             await asyncio.sleep(0.3)
 
     def _leave(self, page: Page) -> None:
@@ -171,10 +168,6 @@ async def poll_proxy(system: System, record: Record, every: float = 1.0) -> None
         except (OSError, TimeoutError, ValueError, IndexError):
             record.proxy_weights.append((now, None))
         await asyncio.sleep(every)
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 async def sample_processes(system: System, record: Record, every: float) -> None:

@@ -102,9 +102,6 @@ class System:
         """Each component's live process id (absent while it is down)."""
         return {c.name: c.process.pid for c in self if c.process is not None and c.process.alive()}
 
-    def ready(self, name: str) -> bool:
-        return self.components[name].ready()
-
     # What the faults do. Starting happens on the caller's thread (a child dies with the thread
     # that started it); the waits block, so the soak runs them in a worker thread.
 
