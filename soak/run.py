@@ -147,9 +147,10 @@ def figures_of(observed: Observed) -> dict[str, Any]:
     )
     high, low, stabilization = observed.thresholds
     until = record.started + options.seconds
-    hashes = analysis.hash_loss(record, shown, faults, until)
+    lost = analysis.lost_times(record, shown)
+    hashes = analysis.hash_loss(record, shown, lost, faults, until)
     hashes["elided_on_the_page"] = observed.elided
-    recovered = analysis.recoveries(record, shown, faults)
+    recovered = analysis.recoveries(record, shown, lost, faults)
     watcher = analysis.decisions(
         record, phases=plan, faults=faults, high=high, low=low, stabilization=stabilization
     )
