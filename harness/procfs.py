@@ -1,4 +1,4 @@
-"""What /proc says of a process the tests or benchmarks started: CPU time and memory."""
+"""What /proc says of a process the tests or benchmarks started: CPU time, memory, open files."""
 
 from __future__ import annotations
 
@@ -34,3 +34,8 @@ def rss_mb(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     return sample(pid).cpu_seconds
+
+
+def open_fds(pid: int) -> int:
+    """File descriptors the process holds open (sockets included)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))

@@ -13,13 +13,26 @@ from soak.run import Observed, Options, report_of, soak
 FLAGS: dict[str, tuple[type, str]] = {
     "minutes": (float, "how long to run"),
     "frontends": (int, "frontend replicas (2 or more: one is killed in each round)"),
-    "out": (Path, "where the report, its JSON and the system's logs go (wiped first)"),
+    "out": (Path, "where the report, its JSON and the system's logs go (the last run's replaced)"),
     "fault_every": (float, "seconds between the starts of two faults"),
     "phase": (float, "seconds of the load profile's base period"),
     "pages": (int, "pages that connect and leave"),
     "sample_every": (float, "seconds between samples of every process's RSS, CPU and fds"),
     "warmup": (float, "seconds before memory growth is judged"),
 }
+
+# What a run writes into --out; only these are removed before the next (--out may be shared).
+OWNED = ("state", "observed.json", "soak.json", "soak.png", "soak.html")
+
+
+def clear_last_run(out: Path) -> None:
+    """Remove what an earlier run left in `out`, and nothing else that is there."""
+    for name in OWNED:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def parse(argv: list[str]) -> tuple[bool, Options]:
@@ -46,7 +59,7 @@ def main(argv: list[str]) -> int:
     if report_only:
         figures = report_of(Observed.load(options.out))
     else:
-        shutil.rmtree(options.out, ignore_errors=True)
+        clear_last_run(options.out)
         print(f"soak: {options.minutes:g} minutes, report in {options.out}/soak.html", flush=True)
         figures = soak(options)
     checks = figures["verdict"]["checks"]

@@ -68,35 +68,47 @@ def asked_at(record: Record, t: float) -> float:
     return rate
 
 
+def lost_times(record: Record, shown: dict[str, tuple[float, float]]) -> list[float]:
+    """When each hash Redis delivered but the observer page never showed was published, sorted."""
+    return sorted(p for v, p in record.tapped.items() if v not in shown)
+
+
 def hash_loss(
-    record: Record, shown: dict[str, tuple[float, float]], faults: list[Fault], until: float
+    record: Record,
+    shown: dict[str, tuple[float, float]],
+    lost: list[float],
+    faults: list[Fault],
+    until: float,
 ) -> dict[str, Any]:
+    """`lost` as lost_times() gives it."""
     windows = [w for f in faults if (w := f.window) is not None]
     counted = {v: p for v, p in record.tapped.items() if p <= until - SETTLE}
-    lost = [p for v, p in counted.items() if v not in shown]
     bins: dict[int, dict[str, int]] = defaultdict(lambda: {"published": 0, "lost": 0, "inside": 0})
     for p in counted.values():
         bins[int((p - record.started) // LOSS_BIN)]["published"] += 1
-    for p in lost:
+    counted_lost = lost[: bisect.bisect_right(lost, until - SETTLE)]
+    inside = 0
+    for p in counted_lost:
         key = "inside" if in_window(p, windows) else "lost"
+        inside += key == "inside"
         bins[int((p - record.started) // LOSS_BIN)][key] += 1
     return {
         "published": len(counted),
         "published_by_workers": round(sum(record.published.values())),
         "delivered": sum(1 for v in counted if v in shown),
-        "lost_outside_windows": sum(1 for p in lost if not in_window(p, windows)),
-        "lost_inside_windows": sum(1 for p in lost if in_window(p, windows)),
+        "lost_outside_windows": len(counted_lost) - inside,
+        "lost_inside_windows": inside,
         "shown_not_tapped": sum(1 for v in shown if v not in record.tapped),
         "bins": [{"t": k * LOSS_BIN, **v} for k, v in sorted(bins.items())],
     }
 
 
 def recoveries(
-    record: Record, shown: dict[str, tuple[float, float]], faults: list[Fault]
+    record: Record, shown: dict[str, tuple[float, float]], lost: list[float], faults: list[Fault]
 ) -> list[Recovery]:
+    """`lost` as lost_times() gives it."""
     published = sorted(p for p, _ in shown.values())
     by_arrival = sorted((a, p) for p, a in shown.values())
-    lost_times = sorted(p for v, p in record.tapped.items() if v not in shown)
     found = []
     for fault in faults:
         end = fault.ended
@@ -111,7 +123,7 @@ def recoveries(
                 first_hash=_round(first),
                 frequency_back=_round(_rate_back(record, published, end)),
                 watcher_ready=_round(_ready_again(record, end)),
-                lost_inside=_count_between(lost_times, fault.window),
+                lost_inside=_count_between(lost, fault.window),
             )
         )
     return found

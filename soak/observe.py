@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import orjson
-import redis.asyncio as aioredis
 import socketio
-from redis.exceptions import RedisError
 
 from harness.frontend import Page
 from harness.metrics import sample_sum
-from harness.procfs import sample
-from istio_burst.core.contracts import CALCULATION_CHANNEL, PROXY_BACKEND, SUBSETS
+from harness.procfs import open_fds, sample
+from istio_burst.core.contracts import CALCULATION_CHANNEL, PROXY_BACKEND, SUBSETS, HashMessage
+from istio_burst.core.redis import subscribe_forever
+from istio_burst.demo.haproxy import runtime_command
 from soak.system import System
-
-SOCKET_ERRORS = (OSError, asyncio.TimeoutError, RedisError)
 
 
 @dataclass
@@ -43,39 +39,24 @@ class Record:
     proxy_weights: list[tuple[float, int | None]] = field(default_factory=list)  # burst weight
     procs: list[tuple[float, str, int, float, float, int]] = field(default_factory=list)
     published: dict[str, float] = field(default_factory=dict)  # worker -> 200s counted so far
-    pages_connected: list[tuple[float, int]] = field(default_factory=list)
     slider_errors: int = 0
     page_connect_failures: int = 0
 
 
-class Tap:
-    """A subscriber of the soak's own on the hash channel: every hash Redis delivered, which is
-    what the workers published (a worker answers 200 only after Redis confirmed it)."""
+async def tap_hashes(redis_url: str, record: Record, subscribed: asyncio.Event) -> None:
+    """The soak's own subscriber on the hash channel: every hash Redis delivered, which is what
+    the workers published (a worker answers 200 only after Redis confirmed it). `subscribed` is
+    set once it listens."""
 
-    def __init__(self, redis_url: str, record: Record) -> None:
-        self.redis_url = redis_url
-        self.record = record
+    def on_message(_channel: str, data: bytes) -> None:
+        message = HashMessage.decode(data)
+        record.tapped[message.value] = message.published_at
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except SOCKET_ERRORS:
-                await asyncio.sleep(0.2)
+    def on_state(up: bool, _reason: str | None) -> None:
+        if up:
+            subscribed.set()
 
-    async def _listen(self) -> None:
-        client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
-        try:
-            async with client.pubsub() as pubsub:
-                await pubsub.subscribe(CALCULATION_CHANNEL)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
-                    if message is None:
-                        continue
-                    data = orjson.loads(message["data"])
-                    self.record.tapped[data["value"]] = float(data["published_at"])
-        finally:
-            await client.aclose()
+    await subscribe_forever(redis_url, [CALCULATION_CHANNEL], on_message, on_state)
 
 
 class Pages:
@@ -139,7 +120,6 @@ class Pages:
                     self._leave(page)
                 else:
                     self.churning.append((page, now + random.uniform(10, 60)))
-            self.record.pages_connected.append((time.time(), len(self.churning) + 4))
             await asyncio.sleep(0.3)
 
     def _leave(self, page: Page) -> None:
@@ -174,31 +154,20 @@ async def poll_watcher(system: System, record: Record, every: float = 0.5) -> No
             await asyncio.sleep(every)
 
 
-async def runtime_command(runtime_api: str, command: str) -> str:
-    host, port = runtime_api.removeprefix("tcp://").rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2)
-    try:
-        writer.write(command.encode() + b"\n")
-        return (await asyncio.wait_for(reader.read(), 2)).decode()
-    finally:
-        writer.close()
-
-
 async def poll_proxy(system: System, record: Record, every: float = 1.0) -> None:
     while True:
         now = time.time()
         try:
-            answer = await runtime_command(
-                system.ports.runtime_api, f"get weight {PROXY_BACKEND}/{SUBSETS[1]}"
+            answer = await asyncio.to_thread(
+                runtime_command,
+                system.ports.runtime_api,
+                f"get weight {PROXY_BACKEND}/{SUBSETS[1]}",
+                2,
             )
             record.proxy_weights.append((now, int(answer.split()[0])))
         except (OSError, TimeoutError, ValueError, IndexError):
             record.proxy_weights.append((now, None))
         await asyncio.sleep(every)
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 async def sample_processes(system: System, record: Record, every: float) -> None:

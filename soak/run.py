@@ -15,7 +15,7 @@ import orjson
 from soak import analysis
 from soak.faults import OUTAGE_GRACE, Fault, inject, schedule
 from soak.logs import count_logs
-from soak.observe import Pages, Record, Tap, poll_proxy, poll_watcher, sample_processes
+from soak.observe import Pages, Record, poll_proxy, poll_watcher, sample_processes, tap_hashes
 from soak.profile import Phase, phases
 from soak.system import System, soak_settings
 
@@ -109,15 +109,16 @@ async def _inject_faults(
 async def drive(system: System, options: Options) -> tuple[Record, Pages, list[Fault], list[Phase]]:
     record = Record()
     pages = Pages(system, record, options.pages)
-    tap = Tap(system.ports.redis_url, record)
+    subscribed = asyncio.Event()
     background = [
-        asyncio.create_task(tap.run()),
+        asyncio.create_task(tap_hashes(system.ports.redis_url, record, subscribed)),
         asyncio.create_task(poll_watcher(system, record)),
         asyncio.create_task(poll_proxy(system, record)),
         asyncio.create_task(sample_processes(system, record, options.sample_every)),
     ]
     await pages.start()
-    await asyncio.sleep(1)  # the tap subscribed before the first hash
+    async with asyncio.timeout(system.settings.start_timeout):
+        await subscribed.wait()  # the tap listens before the first hash
     record.started = time.time()
     plan = phases(options.seconds, options.phase)
     faults: list[Fault] = []
@@ -146,9 +147,10 @@ def figures_of(observed: Observed) -> dict[str, Any]:
     )
     high, low, stabilization = observed.thresholds
     until = record.started + options.seconds
-    hashes = analysis.hash_loss(record, shown, faults, until)
+    lost = analysis.lost_times(record, shown)
+    hashes = analysis.hash_loss(record, shown, lost, faults, until)
     hashes["elided_on_the_page"] = observed.elided
-    recovered = analysis.recoveries(record, shown, faults)
+    recovered = analysis.recoveries(record, shown, lost, faults)
     watcher = analysis.decisions(
         record, phases=plan, faults=faults, high=high, low=low, stabilization=stabilization
     )

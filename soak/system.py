@@ -6,14 +6,13 @@ an operator does to them: restart, SIGKILL, reload HAProxy, stop Prometheus for 
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.ports import free_consecutive_ports, free_port
-from istio_burst.demo import redis_server
+from istio_burst.demo import haproxy, redis_server
 from istio_burst.demo.main import build_components, frontend_ports
 from istio_burst.demo.processes import ManagedProcess
 from istio_burst.demo.settings import DemoSettings
@@ -24,27 +23,35 @@ START_TIMEOUT = 60.0  # seconds a component may take to start, on a loaded machi
 
 @dataclass(frozen=True)
 class Ports:
+    """Where the soak reaches each component: the address and ports the demo gave it."""
+
     settings: DemoSettings
+
+    def _url(self, port: int) -> str:
+        return f"http://{self.settings.bind}:{port}"
 
     @property
     def frontends(self) -> list[str]:
-        return [f"http://127.0.0.1:{port}" for port in frontend_ports(self.settings)]
+        return [self._url(port) for port in frontend_ports(self.settings)]
 
     @property
     def watcher(self) -> str:
-        return f"http://127.0.0.1:{self.settings.watcher_port}"
+        return self._url(self.settings.watcher_port)
 
     @property
     def primary(self) -> str:
-        return f"http://127.0.0.1:{self.settings.primary_port}"
+        return self._url(self.settings.primary_port)
 
     @property
     def burst(self) -> str:
-        return f"http://127.0.0.1:{self.settings.burst_port}"
+        return self._url(self.settings.burst_port)
 
     @property
     def runtime_api(self) -> str:
-        return f"tcp://127.0.0.1:{self.settings.proxy_api_port}"
+        s = self.settings
+        return haproxy.ProxyPorts(
+            s.bind, s.proxy_port, s.proxy_metrics_port, s.proxy_api_port
+        ).runtime_api
 
     @property
     def redis_url(self) -> str:
@@ -60,7 +67,7 @@ def soak_settings(frontends: int, state_dir: Path) -> DemoSettings:
         burst_port=free_port(),
         watcher_port=free_port(),
         redis_port=free_port(),
-        redis_password=os.urandom(12).hex(),
+        redis_password=redis_server.new_password(),
         proxy_port=free_port(),
         proxy_metrics_port=free_port(),
         proxy_api_port=free_port(),
@@ -80,7 +87,7 @@ class System:
         self.state_dir = settings.state_dir.resolve()
         self.log_dir = self.state_dir / "logs"
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.supervisor = Supervisor(self.log_dir, lambda _line: None, START_TIMEOUT)
+        self.supervisor = Supervisor(self.log_dir, lambda _line: None, settings.start_timeout)
         self.components = {c.name: c for c in build_components(settings, self.state_dir)}
 
     def start(self) -> None:
@@ -102,22 +109,21 @@ class System:
         """Each component's live process id (absent while it is down)."""
         return {c.name: c.process.pid for c in self if c.process is not None and c.process.alive()}
 
-    def ready(self, name: str) -> bool:
-        return self.components[name].ready()
-
     # What the faults do. Starting happens on the caller's thread (a child dies with the thread
     # that started it); the waits block, so the soak runs them in a worker thread.
 
     def kill(self, name: str) -> None:
         """SIGKILL, as the kernel's OOM killer or a crash would (wait_exit to see it gone)."""
-        os.kill(self.process(name).pid, signal.SIGKILL)
+        self.process(name).signal(signal.SIGKILL)
 
     def start_again(self, name: str) -> None:
         """Start it again on its own ports, its log appended to."""
         self.process(name).start()
 
-    def wait_ready(self, name: str, timeout: float = START_TIMEOUT) -> None:
-        self.process(name).wait_until(self.components[name].ready, timeout, f"{name} ready")
+    def wait_ready(self, name: str) -> None:
+        self.process(name).wait_until(
+            self.components[name].ready, self.settings.start_timeout, f"{name} ready"
+        )
 
     def reload_haproxy(self) -> ManagedProcess:
         """As an operator reloads a standalone HAProxy: a new process with `-sf <old pid>` takes

@@ -12,12 +12,21 @@ import contextlib
 from typing import Any
 
 import aiohttp
+import httpx
 import orjson
 
 
 def socket_url(base_url: str, transport: str = "websocket") -> str:
     scheme = "ws" if transport == "websocket" else "http"
     return f"{scheme}{base_url.removeprefix('http')}/socket.io/?EIO=4&transport={transport}"
+
+
+async def polling_session(http: httpx.AsyncClient, base_url: str) -> str:
+    """Open a long-polling Engine.IO session; the URL its POSTs and GETs go to (with its sid)."""
+    polling = socket_url(base_url, "polling")
+    opened = await http.get(polling)
+    assert opened.text.startswith("0{"), opened.text
+    return f"{polling}&sid={orjson.loads(opened.text[1:])['sid']}"
 
 
 class RawPage:

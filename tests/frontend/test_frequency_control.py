@@ -23,7 +23,7 @@ from harness.procfs import cpu_seconds
 from harness.redis_server import RedisServer
 from istio_burst.frontend.load.driver import LoadDriver
 from istio_burst.frontend.load.send_cap import SendCap
-from tests.frontend.raw_socket import RawPage, WireSocket, frame, socket_url
+from tests.frontend.raw_socket import RawPage, WireSocket, frame, polling_session
 
 CAP = 100
 
@@ -249,12 +249,9 @@ async def test_a_burst_is_cut_when_it_arrives_while_pages_saturate_the_frontend(
 async def test_a_polling_page_has_the_same_budget(frontend: tuple[ManagedProcess, str]) -> None:
     """Long-polling: 30 changes in one POST, then 30 more; at most the budget applied."""
     _, url = frontend
-    polling = socket_url(url, "polling")
     before = await asyncio.to_thread(metric_value, url, "hashr_frontend_frequency_dropped_total")
     async with httpx.AsyncClient(timeout=10) as http:
-        opened = await http.get(polling)
-        sid = opened.text.partition('"sid":"')[2].partition('"')[0]
-        session = f"{polling}&sid={sid}"
+        session = await polling_session(http, url)
         assert (await http.post(session, content=b"40")).status_code == 200
         changes = [b'42["frequency",{"freq":%d}]' % (i % CAP + 1) for i in range(30)]
         for _ in range(2):

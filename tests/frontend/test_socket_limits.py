@@ -20,7 +20,7 @@ from harness.metrics import metric_value
 from harness.processes import ManagedProcess
 from harness.procfs import rss_mb
 from harness.redis_server import RedisServer
-from tests.frontend.raw_socket import RawPage, socket_url
+from tests.frontend.raw_socket import RawPage, polling_session
 
 LIMIT = 64 * 1024
 # What the frontend may grow by under each attack (it starts near 80 MB).
@@ -88,11 +88,8 @@ async def test_binary_frames_and_binary_polling_packets_are_refused(
     await page.close()
 
     async with httpx.AsyncClient(timeout=5) as http:
-        opened = await http.get(socket_url(url, "polling"))
-        sid = opened.text.partition('"sid":"')[2].partition('"')[0]
-        refused = await http.post(
-            socket_url(url, "polling") + f"&sid={sid}", content=b"40\x1ebAAAA"
-        )
+        polling = await polling_session(http, url)
+        refused = await http.post(polling, content=b"40\x1ebAAAA")
     assert refused.status_code == 400
     assert "binary" in refused.json()["detail"]
     assert metric_value(url, "hashr_frontend_refused_total", reason="binary") >= 2
@@ -126,9 +123,7 @@ async def test_1000_oversized_polling_posts_are_answered_413_at_once(
     proc, url = frontend
     host, _, port = url.removeprefix("http://").partition(":")
     async with httpx.AsyncClient(timeout=5) as http:
-        opened = await http.get(socket_url(url, "polling"))
-    sid = opened.text.partition('"sid":"')[2].partition('"')[0]
-    path = "/socket.io/?EIO=4&transport=polling&sid=" + sid
+        path = (await polling_session(http, url)).removeprefix(url)
     before = rss_mb(proc.pid)
     gate = asyncio.Semaphore(50)
 
@@ -182,9 +177,7 @@ async def test_a_polling_post_after_the_page_closed_its_session_is_answered_400(
     the log a traceback (seen in the soak, where pages come and go); it is a 400 now."""
     proc, url = frontend
     async with httpx.AsyncClient(timeout=5) as http:
-        opened = await http.get(socket_url(url, "polling"))
-        sid = opened.text.partition('"sid":"')[2].partition('"')[0]
-        session = socket_url(url, "polling") + f"&sid={sid}"
+        session = await polling_session(http, url)
         assert (await http.post(session, content=b"40")).status_code == 200
         assert (await http.post(session, content=b"1")).status_code == 200  # close
         late = await http.post(session, content=b'42["received",{"seq":1}]')

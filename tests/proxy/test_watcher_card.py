@@ -5,7 +5,6 @@ last decisions in words. Screenshots go to test-artifacts/ (and the test's tmp d
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,9 @@ from harness.browser import artifact, chromium
 from harness.exporter import LoadExporter
 from harness.frontend import start_frontend
 from harness.haproxy import HAProxyServer
-from harness.processes import ISTIO_BURST, ManagedProcess
+from harness.processes import ManagedProcess
 from harness.redis_server import RedisServer
-from harness.watcher import StartWatcher, wait_status
+from harness.watcher import StartWatcher, wait_status, watcher_cli
 
 
 @dataclass
@@ -120,20 +119,8 @@ async def test_the_card_charts_the_reading_thresholds_decisions_and_override_ban
         await screen.screenshot(path=artifact("watcher-card-3-30-3.png"), full_page=True)
         await screen.screenshot(path=tmp_path / "watcher-card-3-30-3.png", full_page=True)
 
-        override = subprocess.run(
-            [
-                ISTIO_BURST,
-                "watcher",
-                "override",
-                "burst",
-                "--for=10s",
-                f"--redis-url={own_redis.url}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
+        override = watcher_cli("override", "burst", "--for=10s", f"--redis-url={own_redis.url}")
+        assert override.returncode == 0, override.stderr
         assert "override burst until" in override.stdout
         await decisions.locator("[data-reason=OverrideApplied]").wait_for(timeout=20_000)
         await screen.wait_for_function(

@@ -13,7 +13,7 @@ from tests.demo.conftest import children_of, demo_argv, demo_ports
 
 def ports_for_two_frontends() -> dict[str, int]:
     """The demo's ports, the two frontends' consecutive ones where no other can take them."""
-    return {**demo_ports(), "frontend": free_consecutive_ports(2)}
+    return demo_ports(frontend=free_consecutive_ports(2))
 
 
 async def test_two_frontends_share_the_frequency_and_the_load(tmp_path: Path) -> None:
