@@ -33,7 +33,7 @@ import orjson
 import yaml
 
 from harness.http_server import BackgroundHTTPServer, send
-from harness.kube.cluster import LocalKube
+from harness.kube.cluster import LocalKube, kubeconfig_for
 
 JSON_PATCH = "application/json-patch+json"
 GENERIC_422 = "the server rejected our request due to an error in our request"
@@ -234,23 +234,9 @@ class KubeFront(BackgroundHTTPServer):
 
     def kubeconfig(self, path: Path, token: str | None = None) -> Path:
         """A kubeconfig for the watcher's ServiceAccount (or `token`), through this proxy."""
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": self.url}}],
-            "users": [{"name": "istiowatcher", "user": {"token": token or self.token}}],
-            "contexts": [
-                {
-                    "name": "local",
-                    "context": {
-                        "cluster": "local",
-                        "user": "istiowatcher",
-                        "namespace": self.namespace,
-                    },
-                },
-            ],
-            "current-context": "local",
-        }
+        config = kubeconfig_for(
+            self.url, "istiowatcher", {"token": token or self.token}, namespace=self.namespace
+        )
         path.write_text(yaml.safe_dump(config))
         return path
 
