@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -15,15 +15,16 @@ from harness.http_server import BackgroundHTTPServer, send
 class WebhookReceiver(BackgroundHTTPServer):
     def __init__(self) -> None:
         self.received: list[tuple[str, Any]] = []
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = orjson.loads(self.rfile.read(length))
-                with receiver._lock:
+                with receiver._arrived:
                     receiver.received.append((self.path, body))
+                    receiver._arrived.notify_all()
                 send(self, 200, b"ok", "text/plain")
 
             def log_message(self, *_: object) -> None:
@@ -32,14 +33,17 @@ class WebhookReceiver(BackgroundHTTPServer):
         super().__init__(Handler)
 
     def bodies(self) -> list[Any]:
-        with self._lock:
-            return [body for _, body in self.received]
+        with self._arrived:
+            return self._bodies()
 
-    def wait_for(self, check: Any, timeout: float = 30) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            bodies = self.bodies()
-            if check(bodies):
-                return bodies
-            time.sleep(0.1)
-        raise TimeoutError(f"the webhook never got what was expected; got {self.bodies()}")
+    def wait_for(self, check: Callable[[list[Any]], bool], timeout: float = 30) -> list[Any]:
+        """The bodies so far, once `check` holds for them (each POST wakes the check)."""
+        with self._arrived:
+            met = self._arrived.wait_for(lambda: check(self._bodies()), timeout)
+            bodies = self._bodies()
+        if not met:
+            raise TimeoutError(f"the webhook never got what was expected; got {bodies}")
+        return bodies
+
+    def _bodies(self) -> list[Any]:
+        return [body for _, body in self.received]

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 from harness.istio.envoy import WORKER_HOST, EnvoyProxy, sidecar_node
 from harness.istio.istiod import UPSTREAM_ENVOY, Istiod
 from harness.istio.workers import worker_entries
 from harness.kube import LocalKube
+from harness.processes import stop_on_signals, supervise
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHER_KUBECONFIG = "watcher.kubeconfig"
@@ -43,13 +41,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     state: Path = args.state_dir.resolve()
     workers = dict(spec.split("=", 1) for spec in args.worker)
     kube = LocalKube(state / "kube")
@@ -79,12 +71,7 @@ def main(argv: list[str]) -> int:
         print(
             f"[mesh] ready in {took:.1f} s: API {kube.server}, Envoy :{args.proxy_port}", flush=True
         )
-        while not stop.wait(1.0):
-            for process in (kube.etcd, kube.apiserver, istiod.process, proxy.process):
-                if process is not None and not process.alive():
-                    print(f"[mesh] {process.name} exited:\n{process.output()}", file=sys.stderr)
-                    return 1
-        return 0
+        return supervise(stop, (kube.etcd, kube.apiserver, istiod.process, proxy.process), "mesh")
     finally:
         for part in (proxy, istiod, kube):
             if part is not None:

@@ -137,9 +137,6 @@ class EnvoyProxy:
             },
         }
 
-    def config_dump(self, resource: str) -> list[dict[str, Any]]:
-        return config_dump(self.admin, resource)
-
     def route(self, name: str = ROUTE_NAME) -> tuple[str, dict[str, Any]] | None:
         return held_route(self.admin, name)
 

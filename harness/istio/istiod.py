@@ -22,7 +22,6 @@ from harness.kube import LocalKube
 from harness.kube.pki import signed
 from harness.ports import free_port
 from harness.processes import ManagedProcess
-from istio_burst.demo.processes import answers_200
 
 NAMESPACE = "istio-system"
 WEBHOOK_CONFIGURATION = "istio-burst-local-istiod"
@@ -198,9 +197,6 @@ class Istiod:
                 state = "refuse" if refused else "admit"
                 raise TimeoutError(f"the API server does not {state} the probe: {done.stderr}")
             time.sleep(0.2)
-
-    def ready(self) -> bool:
-        return answers_200(f"http://127.0.0.1:{self.http_port}/ready")
 
     def stop(self) -> None:
         self.kube.kubectl(

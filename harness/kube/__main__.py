@@ -7,27 +7,19 @@ kube-apiserver and removes their data, certificates and kubeconfig.
 
 from __future__ import annotations
 
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 from harness.kube.binaries import kube_bin_dir
 from harness.kube.cluster import LocalKube, remove
+from harness.processes import stop_on_signals, supervise
 
 
 def main() -> int:
     bin_dir = kube_bin_dir()  # may build first: before the clock starts
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     workdir = Path(tempfile.mkdtemp(prefix="istio-burst-kube-"))
     kube = LocalKube(workdir, bin_dir)
     began = time.monotonic()
@@ -37,12 +29,7 @@ def main() -> int:
               f"logs in {workdir / 'logs'}; Ctrl-C stops it and removes {workdir}",
               file=sys.stderr)  # fmt: skip
         print(f"KUBECONFIG={kube.kubeconfig}", flush=True)
-        while not stop.wait(1.0):
-            for process in (kube.etcd, kube.apiserver):
-                if process is not None and not process.alive():
-                    print(f"[kube] {process.name} exited:\n{process.output()}", file=sys.stderr)
-                    return 1
-        return 0
+        return supervise(stop, (kube.etcd, kube.apiserver), "kube")
     finally:
         kube.stop()
         remove(workdir)

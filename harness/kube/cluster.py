@@ -141,14 +141,14 @@ class LocalKube:
         assert self.pki is not None
         self.kubeconfig.write_text(
             yaml.safe_dump(
-                _kubeconfig(
+                kubeconfig_for(
                     self.server,
-                    self.pki.ca_cert,
                     "admin",
                     {
                         "client-certificate": str(self.pki.admin_cert),
                         "client-key": str(self.pki.admin_key),
                     },
+                    ca=self.pki.ca_cert,
                 )
             )
         )
@@ -192,8 +192,13 @@ class LocalKube:
     def service_account_kubeconfig(self, namespace: str, name: str, path: Path) -> Path:
         """A kubeconfig that authenticates as the ServiceAccount, with `namespace` as default."""
         token = self.service_account_token(namespace, name)
-        config = _kubeconfig(self.server, self.ca_file, f"{namespace}-{name}", {"token": token})
-        config["contexts"][0]["context"]["namespace"] = namespace
+        config = kubeconfig_for(
+            self.server,
+            f"{namespace}-{name}",
+            {"token": token},
+            ca=self.ca_file,
+            namespace=namespace,
+        )
         path.write_text(yaml.safe_dump(config))
         return path
 
@@ -238,15 +243,24 @@ class LocalKube:
                 process.stop()
 
 
-def _kubeconfig(server: str, ca: Path, user: str, credentials: dict[str, str]) -> dict[str, Any]:
+def kubeconfig_for(
+    server: str,
+    user: str,
+    credentials: dict[str, str],
+    *,
+    ca: Path | None = None,
+    namespace: str | None = None,
+) -> dict[str, Any]:
+    """A kubeconfig (as a dict) with one context: `user` on `server`, in `namespace` if given;
+    without `ca`, for a plain-HTTP server."""
+    cluster = {"server": server, **({"certificate-authority": str(ca)} if ca else {})}
+    context = {"cluster": CONTEXT, "user": user, **({"namespace": namespace} if namespace else {})}
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": CONTEXT, "cluster": {"server": server, "certificate-authority": str(ca)}}
-        ],
+        "clusters": [{"name": CONTEXT, "cluster": cluster}],
         "users": [{"name": user, "user": credentials}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": user}}],
+        "contexts": [{"name": CONTEXT, "context": context}],
         "current-context": CONTEXT,
     }
 

@@ -3,8 +3,8 @@
 Every answer the watcher gets comes from the real API server (RBAC, schema validation, JSON-patch
 `test` failures, resourceVersions, 401/403/404), except the few a real server cannot be made to
 give on demand, which the proxy answers itself, in the real server's format:
-- `fail`: a 409 Conflict, a 500 or a 503, answered instead of forwarding the next request of
-  that method;
+- `fail`: a 409 Conflict, a 500 (etcd timed out) or a 503 (the server is shutting down),
+  answered instead of forwarding the next request of that method;
 - `delay`: a slow answer (timeouts);
 - `before_patch`: someone else's edit landing between the watcher's read and its write;
 - Istio's validating webhook (when istiod is not running): a patch that would leave every weight
@@ -33,7 +33,7 @@ import orjson
 import yaml
 
 from harness.http_server import BackgroundHTTPServer, send
-from harness.kube.cluster import LocalKube
+from harness.kube.cluster import LocalKube, kubeconfig_for
 
 JSON_PATCH = "application/json-patch+json"
 GENERIC_422 = "the server rejected our request due to an error in our request"
@@ -87,10 +87,17 @@ def status_object(code: int, reason: str, message: str, details: Obj | None = No
     return body
 
 
-def injected(code: int, name: str) -> Obj:
-    """What kube-apiserver answers with these codes (a real server gives them only by chance)."""
-    details = {"name": name, "group": "networking.istio.io", "kind": "virtualservices"}
+def injected(code: int, name: str) -> tuple[Obj, dict[str, str]]:
+    """The body and headers kube-apiserver answers with this code.
+
+    503: what a server that is shutting down answers (WithWaitGroup), Retry-After included.
+    500: an etcd error reaches the client as it is: no reason, etcd's own message, no causes.
+    409: the watcher's patch carries no resourceVersion and the server retries etcd conflicts
+    itself, so a real server does not give it this; it is here so that the watcher's handling of
+    a Conflict, should one come, is tested too.
+    """
     if code == 409:
+        details = {"name": name, "group": "networking.istio.io", "kind": "virtualservices"}
         return status_object(
             409,
             "Conflict",
@@ -98,17 +105,12 @@ def injected(code: int, name: str) -> Obj:
             "the object has been modified; please apply your changes to the latest version "
             "and try again",
             details,
-        )
+        ), {}
     if code == 503:
-        return status_object(
-            503, "ServiceUnavailable", "the server is currently unable to handle the request"
-        )
-    return status_object(
-        code,
-        "InternalError",
-        "Internal error occurred: etcdserver: request timed out",
-        {"causes": [{"message": "etcdserver: request timed out"}]},
-    )
+        return status_object(503, "ServiceUnavailable", "apiserver is shutting down"), {
+            "Retry-After": "1"
+        }
+    return status_object(code, "", "etcdserver: request timed out"), {}
 
 
 def weights_of(vs: Obj) -> tuple[int, int]:
@@ -232,23 +234,9 @@ class KubeFront(BackgroundHTTPServer):
 
     def kubeconfig(self, path: Path, token: str | None = None) -> Path:
         """A kubeconfig for the watcher's ServiceAccount (or `token`), through this proxy."""
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": self.url}}],
-            "users": [{"name": "istiowatcher", "user": {"token": token or self.token}}],
-            "contexts": [
-                {
-                    "name": "local",
-                    "context": {
-                        "cluster": "local",
-                        "user": "istiowatcher",
-                        "namespace": self.namespace,
-                    },
-                },
-            ],
-            "current-context": "local",
-        }
+        config = kubeconfig_for(
+            self.url, "istiowatcher", {"token": token or self.token}, namespace=self.namespace
+        )
         path.write_text(yaml.safe_dump(config))
         return path
 
@@ -287,8 +275,8 @@ class KubeFront(BackgroundHTTPServer):
             time.sleep(self.delay)
         if failure is not None:
             name = handler.path.split("?")[0].rsplit("/", 1)[-1]
-            body = injected(failure[1], name)
-            send(handler, failure[1], orjson.dumps(body), "application/json")
+            body, headers = injected(failure[1], name)
+            send(handler, failure[1], orjson.dumps(body), "application/json", headers)
             return
         if hook is not None:
             hook(self)

@@ -39,29 +39,38 @@ def watch_until(
     seen: dict[str, Obj] = {}
     failure = ""
     while (left := deadline - time.monotonic()) > 0:
-        # Without a resourceVersion the server starts with every object there (ADDED), and
-        # it ends the watch itself after timeoutSeconds.
-        params = {"watch": "true", "timeoutSeconds": str(max(1, int(left))), **selector}
         seen.clear()
         try:
-            with (
-                kube.admin_client(timeout=left + 10) as api,
-                api.stream("GET", path, params=params) as answer,
-            ):
-                answer.raise_for_status()
-                for line in answer.iter_lines():
-                    event = orjson.loads(line)
-                    obj: Obj = event["object"]
-                    if event["type"] == "ERROR":  # a Status: the watch ended early
-                        raise httpx.HTTPError(str(obj.get("message")))
-                    if event["type"] == "DELETED":
-                        seen.pop(obj["metadata"]["uid"], None)
-                    elif event["type"] != "BOOKMARK":
-                        seen[obj["metadata"]["uid"]] = obj
-                    if check(list(seen.values())):
-                        return list(seen.values())
+            with kube.admin_client(timeout=left + 10) as api:
+                # The whole collection first, so `check` never judges a part of it; then every
+                # change after that list, until the server ends the watch (timeoutSeconds).
+                listed = api.get(path, params=selector)
+                listed.raise_for_status()
+                collection = listed.json()
+                seen.update((obj["metadata"]["uid"], obj) for obj in collection["items"])
+                if check(list(seen.values())):
+                    return list(seen.values())
+                params = {
+                    "watch": "true",
+                    "resourceVersion": collection["metadata"]["resourceVersion"],
+                    "timeoutSeconds": str(max(1, int(left))),
+                    **selector,
+                }
+                with api.stream("GET", path, params=params) as answer:
+                    answer.raise_for_status()
+                    for line in answer.iter_lines():
+                        event = orjson.loads(line)
+                        obj: Obj = event["object"]
+                        if event["type"] == "ERROR":  # a Status (410 Gone, say): list again
+                            raise httpx.HTTPError(str(obj.get("message")))
+                        if event["type"] == "DELETED":
+                            seen.pop(obj["metadata"]["uid"], None)
+                        elif event["type"] != "BOOKMARK":
+                            seen[obj["metadata"]["uid"]] = obj
+                        if check(list(seen.values())):
+                            return list(seen.values())
         except httpx.HTTPError as exc:
-            # A server just restarted may refuse or not serve the resource yet: watch again.
+            # A server just restarted may refuse or not serve the resource yet: list again.
             failure = f" (the watch failed: {exc})"
             time.sleep(0.2)
     raise TimeoutError(saw(list(seen.values())) + failure)

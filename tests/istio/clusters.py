@@ -7,7 +7,16 @@ import json
 from collections.abc import Iterator
 
 from harness.kube import LocalKube
-from tests.manifests.manifests import ISTIO_MANIFESTS, K8S, SCRIPTS, Obj, kustomize, load_yaml
+from tests.manifests.manifests import (
+    ISTIO_MANIFESTS,
+    K8S,
+    SCRIPTS,
+    Obj,
+    kustomize,
+    load_yaml,
+    namespace_of,
+    pod_of,
+)
 
 
 def objects_on(cluster: str) -> list[Obj]:
@@ -24,19 +33,9 @@ def objects_on(cluster: str) -> list[Obj]:
 
 
 def pods_of(objects: list[Obj]) -> list[Obj]:
-    """One Pod per Deployment, from its template: what its ReplicaSet would create (the local
-    API server runs no controllers). They never run, but analyzers match them by label."""
+    """One Pod per Deployment: they never run, but analyzers match them by label."""
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": f"{obj['metadata']['name']}-local",
-                "namespace": obj["metadata"].get("namespace", "default"),
-                "labels": obj["spec"]["template"]["metadata"]["labels"],
-            },
-            "spec": obj["spec"]["template"]["spec"],
-        }
+        pod_of(obj, namespace_of(obj) or "default")
         for obj in objects
         if obj["kind"] == "Deployment"
     ]

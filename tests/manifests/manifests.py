@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 from dataclasses import dataclass
@@ -76,6 +77,14 @@ def name_of(obj: Obj) -> str:
 
 def namespace_of(obj: Obj) -> str:
     return str(obj["metadata"].get("namespace", ""))
+
+
+def pod_of(deployment: Obj, namespace: str) -> Obj:
+    """The Pod its ReplicaSet would create from its template, named as the Deployment (a copy:
+    rendered manifests are shared). The local API servers run no controllers to make it."""
+    template = copy.deepcopy(deployment["spec"]["template"])
+    metadata = {**template["metadata"], "name": name_of(deployment), "namespace": namespace}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
 def pod_spec(deployment: Obj) -> Obj:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from harness.kube import LocalKube
+from tests.manifests.manifests import pod_of
 
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
@@ -27,19 +28,24 @@ class StandInControllers:
         self.namespace = namespace
 
     def run_until_exit(self, process: subprocess.Popen[bytes], timeout: float) -> int:
-        """Act on every new Deployment until `process` ends; its exit status."""
+        """Act on every new Deployment until `process` ends; its exit status. However this ends
+        (a timeout, a failed API call), `process` has ended with it."""
         deadline = time.monotonic() + timeout
-        with ExitStack() as stack:
-            apis = [stack.enter_context(kube.admin_client()) for kube in self.kubes]
-            while True:
-                for api in apis:
-                    self._roll_out(api)
-                try:
-                    return process.wait(timeout=0.5)
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() > deadline:
-                        process.kill()
-                        raise
+        try:
+            with ExitStack() as stack:
+                apis = [stack.enter_context(kube.admin_client()) for kube in self.kubes]
+                while True:
+                    for api in apis:
+                        self._roll_out(api)
+                    try:
+                        return process.wait(timeout=0.5)
+                    except subprocess.TimeoutExpired:
+                        if time.monotonic() > deadline:
+                            raise
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
     def _roll_out(self, api: httpx.Client) -> None:
         path = f"/apis/apps/v1/namespaces/{self.namespace}/deployments"
@@ -49,23 +55,13 @@ class StandInControllers:
             generation = deployment["metadata"]["generation"]
             if deployment.get("status", {}).get("observedGeneration") == generation:
                 continue
-            self._create_pod(api, deployment)
+            pod = pod_of(deployment, self.namespace)
+            made = api.post(f"/api/v1/namespaces/{self.namespace}/pods", json=pod)
+            if made.status_code != 409:  # already made for an earlier generation
+                made.raise_for_status()
             replicas = deployment["spec"].get("replicas", 1)
             status: dict[str, Any] = {"observedGeneration": generation, "replicas": replicas}
             status |= {f"{kind}Replicas": replicas for kind in ("updated", "ready", "available")}
             name = deployment["metadata"]["name"]
             done = api.patch(f"{path}/{name}/status", json={"status": status}, headers=MERGE_PATCH)
-            done.raise_for_status()
-
-    def _create_pod(self, api: httpx.Client, deployment: dict[str, Any]) -> None:
-        template = deployment["spec"]["template"]
-        name = f"{deployment['metadata']['name']}-stand-in"
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {**template["metadata"], "name": name},
-            "spec": template["spec"],
-        }
-        done = api.post(f"/api/v1/namespaces/{self.namespace}/pods", json=pod)
-        if done.status_code != 409:  # already made for an earlier generation
             done.raise_for_status()

@@ -26,6 +26,7 @@ from tests.manifests.manifests import (
     Rendered,
     kustomize,
     name_of,
+    pod_of,
     pod_spec,
 )
 
@@ -140,13 +141,6 @@ def pod_namespaces(clusters: Clusters, overlays: dict[str, Rendered]) -> Cluster
                 moved["metadata"]["namespace"] = ns
                 kube.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(moved))
     return clusters
-
-
-def pod_of(deployment: Obj, namespace: str) -> Obj:
-    """The Pod its ReplicaSet would create (a copy: the rendered overlays are shared)."""
-    template = copy.deepcopy(deployment["spec"]["template"])
-    metadata = {**template["metadata"], "name": name_of(deployment), "namespace": namespace}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
 def create_dry_run(kube: LocalKube, pod: Obj) -> tuple[Obj | None, str]:

@@ -18,7 +18,7 @@ import pytest
 from harness.actuators import closing
 from harness.exporter import LoadExporter
 from harness.kube import LocalKube
-from harness.kube.front import NATURAL, VS_API, VS_NAME, weights_of
+from harness.kube.front import NATURAL, VS_API, VS_NAME, WATCHER_RBAC, weights_of
 from harness.kube.watch import wait_weights
 from harness.metrics import metric_value
 from harness.processes import ManagedProcess
@@ -27,8 +27,6 @@ from harness.watcher import start_watcher, wait_status
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import IstioActuator
 
-REPO = Path(__file__).resolve().parents[2]
-WATCHER_MANIFESTS = REPO / "k8s" / "base" / "watcher"
 NAMESPACE = "default"  # where the manifests put everything
 
 
@@ -38,8 +36,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKube]:
     try:
         kube.kubectl(
             "apply", "--server-side", "-n", NAMESPACE,
-            "-f", str(WATCHER_MANIFESTS / "serviceaccount.yaml"),
-            "-f", str(WATCHER_MANIFESTS / "role.yaml"),
+            "-f", str(WATCHER_RBAC / "serviceaccount.yaml"),
+            "-f", str(WATCHER_RBAC / "role.yaml"),
         )  # fmt: skip
         yield kube
     finally:
@@ -146,8 +144,7 @@ def test_a_deleted_virtual_service_is_reported_and_picked_up_when_it_is_back(
 async def test_it_is_refused_anything_but_its_own_virtual_service(
     tmp_path: Path, cluster: LocalKube, namespace: str, name: str
 ) -> None:
-    if cluster.kubectl("get", "namespace", namespace, check=False).returncode:
-        cluster.kubectl("create", "namespace", namespace)
+    cluster.kubectl("create", "namespace", namespace, check=False)  # there already: fine
     kubeconfig = cluster.service_account_kubeconfig(
         NAMESPACE, "istiowatcher", tmp_path / "kubeconfig"
     )

@@ -25,7 +25,6 @@ from prometheus_client import REGISTRY
 from harness.actuators import closing
 from harness.kube.front import (
     GENERIC_422,
-    ISTIO_WEBHOOK_DENIAL,
     JSON_PATCH,
     VS_API,
     VS_NAME,
@@ -217,26 +216,6 @@ def test_a_weight_of_the_wrong_type_gets_the_schemas_422_with_causes(kube: KubeF
     assert "must be of type integer" in body["message"]
     assert body["details"]["causes"][0]["field"] == "spec.http[0].route[0].weight"
     assert kube.weights() == (100, 0), "nothing was stored"
-
-
-def test_istios_refusal_of_all_weights_zero_is_reported_invalid(
-    kube: KubeFront, tmp_path: Path
-) -> None:
-    """The CRD schema allows every weight at 0; Istio's webhook does not (a 400 in its words)."""
-    answer = httpx.patch(
-        kube.url + vs_path(kube),
-        content=orjson.dumps(
-            [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 0}]
-        ),
-        headers={"Authorization": f"Bearer {kube.token}", "Content-Type": JSON_PATCH},
-        timeout=10,
-    )
-    assert answer.status_code == 400
-    body = answer.json()
-    assert body["message"] == ISTIO_WEBHOOK_DENIAL
-    assert (body.get("reason"), body["code"], body["status"]) == (None, 400, "Failure")
-    assert kube.weights() == (100, 0)
-    kube.rejected.clear()  # refused on purpose
 
 
 async def test_an_edit_racing_the_write_is_decided_again_without_a_back_off(

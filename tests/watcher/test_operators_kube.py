@@ -11,18 +11,17 @@ import signal
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.kube.front import VS_NAME, KubeFront, Request
+from harness.kube.front import VS_NAME, WATCHER_RBAC, KubeFront, Request
 from harness.kube.watch import wait_events, wait_weights
 from harness.watcher import StartWatcher, status, wait_status
 from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.rounds import load
 
-LEASE = Path(__file__).resolve().parents[2] / "k8s" / "base" / "watcher" / "lease.yaml"
+LEASE = WATCHER_RBAC / "lease.yaml"
 VS = f"virtualservice/{VS_NAME}"
 
 

@@ -12,19 +12,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import yaml
 
+from harness.actuators import closing
 from harness.kube import LocalKube
+from harness.kube.front import VS_NAME, virtual_service
 from istio_burst.core.contracts import Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.istio import IstioActuator
 
 REMOTE_CONTEXT = os.environ.get("ISTIO_BURST_K8S_CONTEXT", "")
 REMOTE_NAMESPACE = os.environ.get("ISTIO_BURST_K8S_NAMESPACE", "default")
-NATURAL = Path(__file__).resolve().parents[2] / "istio-manifests" / "natural.yaml"
 
 pytestmark = pytest.mark.k8s
 
@@ -44,10 +44,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         return
     kube: LocalKube = request.getfixturevalue("local_kube")
     namespace = "real-cluster"
-    if kube.kubectl("get", "namespace", namespace, check=False).returncode:
-        kube.kubectl("create", "namespace", namespace)
-    natural = yaml.safe_load(NATURAL.read_text())
-    natural["metadata"]["namespace"] = namespace  # the session's API server is shared
+    kube.kubectl("create", "namespace", namespace, check=False)  # there already: fine
+    natural = virtual_service(namespace=namespace)  # the session's API server is shared
     kube.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(natural))
     yield Cluster(namespace, kubeconfig=str(kube.kubeconfig))
 
@@ -55,12 +53,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 async def test_reads_patches_and_detects_a_stale_write(cluster: Cluster) -> None:
     actuator = IstioActuator(
         cluster.namespace,
-        "worker-virtual-service",
+        VS_NAME,
         context=cluster.context,
         kubeconfig=cluster.kubeconfig,
         timeout=10,
     )
-    try:
+    async with closing(actuator):
         original = await actuator.read()
         flipped = Weights(original.weights.burst, original.weights.primary)
         if flipped == original.weights:  # 50/50
@@ -75,5 +73,3 @@ async def test_reads_patches_and_detects_a_stale_write(cluster: Cluster) -> None
         finally:
             await actuator.write(await actuator.read(), original.weights)
         assert (await actuator.read()).weights == original.weights
-    finally:
-        await actuator.close()
