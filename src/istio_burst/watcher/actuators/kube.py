@@ -180,7 +180,7 @@ class CustomObject:
 
     def _client(self) -> Any:
         if self._api is None:
-            self._api = _custom_objects_api(self.context, self.kubeconfig)
+            self._api = client.CustomObjectsApi(api_client(self.context, self.kubeconfig))
         return self._api
 
     async def _call(self, verb: str, fn: Callable[[], Any]) -> Any:
@@ -213,10 +213,6 @@ def annotations_of(obj: Any) -> dict[str, str]:
 def micro_time(unix: float) -> str:
     """A Kubernetes MicroTime (RFC 3339, always six fractional digits, UTC)."""
     return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _custom_objects_api(context: str, kubeconfig: str) -> Any:
-    return client.CustomObjectsApi(api_client(context, kubeconfig))
 
 
 def api_client(context: str, kubeconfig: str) -> Any:
