@@ -33,6 +33,7 @@ from istio_burst.watcher.actuators import (
 from istio_burst.watcher.actuators.kube import VERBS as KUBE_VERBS
 from istio_burst.watcher.actuators.kube import (
     CustomObject,
+    Regarding,
     WeightedPair,
     annotations_of,
     generation_of,
@@ -40,6 +41,7 @@ from istio_burst.watcher.actuators.kube import (
 
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
+KIND = "HTTPRoute"
 VERBS = KUBE_VERBS  # what the watcher's Role grants on PLURAL
 PLURAL = "httproutes"
 MAX_WEIGHT = 1_000_000
@@ -210,6 +212,7 @@ class GatewayAPIActuator:
         self.http_route = http_route
         self.services = {SUBSET_PRIMARY: primary_service, SUBSET_BURST: burst_service}
         self.target = f"httproute {namespace}/{http_route}"
+        self.regarding = Regarding(f"{GROUP}/{VERSION}", KIND, namespace, http_route)
         self._object = CustomObject(
             GROUP,
             VERSION,

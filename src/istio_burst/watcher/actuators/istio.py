@@ -20,10 +20,16 @@ from typing import Any
 from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY, Weights
 from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind, Snapshot
 from istio_burst.watcher.actuators.kube import VERBS as KUBE_VERBS
-from istio_burst.watcher.actuators.kube import CustomObject, WeightedPair, annotations_of
+from istio_burst.watcher.actuators.kube import (
+    CustomObject,
+    Regarding,
+    WeightedPair,
+    annotations_of,
+)
 
 GROUP = "networking.istio.io"
 VERSION = "v1"
+KIND = "VirtualService"
 VERBS = KUBE_VERBS  # what the watcher's Role grants on PLURAL
 PLURAL = "virtualservices"
 
@@ -92,6 +98,7 @@ class IstioActuator:
         self.namespace = namespace
         self.virtual_service = virtual_service
         self.target = f"virtualservice {namespace}/{virtual_service}"
+        self.regarding = Regarding(f"{GROUP}/{VERSION}", KIND, namespace, virtual_service)
         self._object = CustomObject(
             GROUP,
             VERSION,

@@ -43,6 +43,7 @@ __all__ = [
     "VERBS",
     "ApiException",
     "CustomObject",
+    "Regarding",
     "WeightedPair",
     "annotations_of",
     "api_client",
@@ -56,6 +57,16 @@ JSON_PATCH = "application/json-patch+json"
 FIELD_MANAGER = "istio-burst-watcher"
 
 Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Regarding:
+    """The routed object an actuator writes: what its Kubernetes Events are about."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
