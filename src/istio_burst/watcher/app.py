@@ -64,20 +64,13 @@ def build_actuator(settings: WatcherSettings) -> Actuator:
     return DryRun(actuator) if settings.dry_run else actuator
 
 
-def build_sinks(settings: WatcherSettings) -> list[Sink]:
+def build_sinks(settings: WatcherSettings, actuator: Actuator) -> list[Sink]:
     sinks: list[Sink] = []
-    if settings.actuator != "haproxy" and settings.kube_events:
+    # The Kubernetes actuators say which object they write; the Events are about that one.
+    written = actuator.inner if isinstance(actuator, DryRun) else actuator
+    regarding = getattr(written, "regarding", None)
+    if regarding is not None and settings.kube_events:
         events = importlib.import_module("istio_burst.watcher.events")
-        if settings.actuator == "gateway-api":
-            api_version, kind, name = (
-                "gateway.networking.k8s.io/v1",
-                "HTTPRoute",
-                settings.http_route,
-            )
-        else:
-            api_version, kind = "networking.istio.io/v1", "VirtualService"
-            name = settings.virtual_service
-        regarding = events.Regarding(api_version, kind, settings.namespace, name)
         sinks.append(
             events.KubeEvents(
                 regarding,
@@ -140,7 +133,7 @@ def build_watcher(settings: WatcherSettings) -> Watcher:
         prometheus_url=settings.prometheus_url,
         dry_run=settings.dry_run,
         publisher=publisher,
-        ledger=Ledger(settings.decisions_kept, build_sinks(settings)),
+        ledger=Ledger(settings.decisions_kept, build_sinks(settings, actuator)),
         role=Role.SINGLE if election is None else Role.STANDBY,
     )
     # Locally (no routed object to annotate) the override is kept on Redis.

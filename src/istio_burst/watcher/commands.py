@@ -27,7 +27,7 @@ from istio_burst.core.redis import REDIS_DOWN_ERRORS, describe_error
 from istio_burst.core.settings import normalize_redis_url, redact_url
 from istio_burst.watcher.local_overrides import clear_override, set_override
 from istio_burst.watcher.overrides import summary
-from istio_burst.watcher.words import weights_words
+from istio_burst.watcher.words import clock_words, weights_words
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -48,9 +48,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _time(unix: float | None) -> str:
-    if not unix:
-        return "-"
-    return datetime.fromtimestamp(unix, UTC).strftime("%H:%M:%S")
+    return clock_words(unix) if unix else "-"
 
 
 def status_table(state: WatcherState, records: list[DecisionRecord]) -> str:

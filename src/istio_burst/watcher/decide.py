@@ -82,6 +82,10 @@ class Memory:
         low_since = self.low_since if new.burst < old.burst else None
         return replace(self, last_change_at=at, low_since=low_since)
 
+    def backing_off(self, at: float) -> bool:
+        """Whether burst is still in its back-off after being unhealthy."""
+        return self.backoff_until is not None and at < self.backoff_until
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -156,9 +160,7 @@ def _overridden(
     if override.target is OverrideTarget.PRIMARY:
         return Decision(PRIMARY_ONLY, Reason.OVERRIDE, detail, memory, value)
     if override.target is OverrideTarget.BURST and current != BURST_ONLY:
-        unhealthy = obs.burst.healthy is False or (
-            memory.backoff_until is not None and obs.at < memory.backoff_until
-        )
+        unhealthy = obs.burst.healthy is False or memory.backing_off(obs.at)
         if unhealthy:
             why = f"{detail}, but burst is unhealthy: holding {current}"
             return Decision(current, Reason.BURST_UNHEALTHY, why, memory, value)
@@ -175,7 +177,7 @@ def _bad_reading(policy: Policy, memory: Memory, obs: Observation, current: Weig
         if policy.outage_policy == "primary" and current != PRIMARY_ONLY:
             detail = f"{blind}: outage policy primary"
             return Decision(PRIMARY_ONLY, Reason.FAIL_SAFE_PRIMARY, detail, memory, None)
-        backing_off = memory.backoff_until is not None and obs.at < memory.backoff_until
+        backing_off = memory.backing_off(obs.at)
         if policy.outage_policy == "burst" and current != BURST_ONLY and not backing_off:
             detail = f"{blind}: outage policy burst"
             return Decision(BURST_ONLY, Reason.FAIL_SAFE_BURST, detail, memory, None)
@@ -191,7 +193,8 @@ def _held_back(
     if target.burst > current.burst:
         if obs.burst.healthy is False:
             return Reason.BURST_UNHEALTHY, f"but burst is unhealthy ({obs.burst.detail})"
-        if memory.backoff_until is not None and at < memory.backoff_until:
+        if memory.backing_off(at):
+            assert memory.backoff_until is not None
             left = memory.backoff_until - at
             return Reason.BURST_BACKOFF, f"but burst was unhealthy: backing off {left:.0f} s more"
     if memory.last_change_at is not None and at - memory.last_change_at < policy.min_dwell:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from istio_burst.core.contracts import DecisionRecord, RecordOutcome, RecordReason
 from istio_burst.core.redis import describe_error
 from istio_burst.watcher import metrics
-from istio_burst.watcher.actuators.kube import api_client, client, micro_time
+from istio_burst.watcher.actuators.kube import Regarding, api_client, client, micro_time
 from istio_burst.watcher.delivery import BackgroundSender
 from istio_burst.watcher.words import record_words
 
@@ -33,16 +32,6 @@ _WARNINGS = {
     RecordReason.BURST_UNHEALTHY,
     RecordReason.OVERRIDE_REFUSED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Regarding:
-    """The routed object the Events are about."""
-
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
 
 
 def event_body(

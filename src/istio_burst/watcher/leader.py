@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from istio_burst.core.contracts import Role
 from istio_burst.core.redis import describe_error
 from istio_burst.watcher import metrics
 from istio_burst.watcher.actuators.kube import ApiException, api_client, client, micro_time
@@ -62,10 +61,6 @@ class LeaseElection:
 
     def is_leader(self) -> bool:
         return self.clock() < self._leading_until
-
-    @property
-    def role(self) -> Role:
-        return Role.LEADER if self.is_leader() else Role.STANDBY
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -134,8 +129,8 @@ class LeaseElection:
         )
         if lease.spec.holder_identity != self.identity:
             return
-        body = self._body(lease.metadata.resource_version, None, None, time.time(), None)
-        body["spec"]["leaseTransitions"] = lease.spec.lease_transitions or 0
+        transitions = lease.spec.lease_transitions or 0
+        body = self._body(lease.metadata.resource_version, None, None, time.time(), transitions)
         self._leases().replace_namespaced_lease(
             self.name, self.namespace, body, _request_timeout=self.timeout
         )

@@ -9,6 +9,7 @@ each takes the record and returns at once (the slow ones queue it).
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from typing import Protocol
 
 from istio_burst.core.contracts import DecisionRecord
@@ -44,4 +45,6 @@ class Ledger:
 
     def last(self, n: int) -> list[DecisionRecord]:
         """The newest `n` records, oldest first."""
-        return list(self._records)[-n:] if n > 0 else []
+        # From the newest end: only the `n` asked for are walked, not the whole deque.
+        newest = list(islice(reversed(self._records), max(0, n)))
+        return newest[::-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from istio_burst.core.contracts import DecisionRecord, RecordOutcome
+from istio_burst.core.contracts import DecisionRecord, RecordOutcome, Weights
 
 _WORD = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -16,12 +16,18 @@ def reason_words(reason: str) -> str:
 
 
 def weights_words(weights: dict[str, int]) -> str:
-    return f"{weights.get('primary', 0)}/{weights.get('burst', 0)}"
+    """`{"primary": 100, "burst": 0}` -> `100/0`."""
+    return str(Weights.decode(weights))
+
+
+def clock_words(unix: float) -> str:
+    """The time of day, UTC: `12:59:28`."""
+    return datetime.fromtimestamp(unix, UTC).strftime("%H:%M:%S")
 
 
 def record_words(record: DecisionRecord, *, with_time: bool = True) -> str:
     """`12:59:28 burst started: 30 req/s above HIGH 15 (100/0 -> 0/100, written)`."""
-    when = datetime.fromtimestamp(record.at, UTC).strftime("%H:%M:%S ") if with_time else ""
+    when = f"{clock_words(record.at)} " if with_time else ""
     change = ""
     if record.after != record.before:
         change = f"{weights_words(record.before)} -> {weights_words(record.after)}, "

@@ -22,24 +22,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY, Weights
+from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
 from istio_burst.watcher.actuators import (
     Acceptance,
     AcceptanceState,
     ActuatorError,
     ActuatorErrorKind,
-    Snapshot,
 )
 from istio_burst.watcher.actuators.kube import VERBS as KUBE_VERBS
-from istio_burst.watcher.actuators.kube import (
-    CustomObject,
-    WeightedPair,
-    annotations_of,
-    generation_of,
-)
+from istio_burst.watcher.actuators.kube import RouteActuator, WeightedPair, generation_of
 
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
+KIND = "HTTPRoute"
 VERBS = KUBE_VERBS  # what the watcher's Role grants on PLURAL
 PLURAL = "httproutes"
 MAX_WEIGHT = 1_000_000
@@ -103,13 +98,6 @@ def find_rule(obj: Any, services: dict[str, str]) -> WeightedPair:
         f"no rule has backendRefs to both Services {services[SUBSET_PRIMARY]} and "
         f"{services[SUBSET_BURST]}",
     )
-
-
-def _rule_changed(ref: WeightedPair, services: dict[str, str], obj: Any) -> bool:
-    try:
-        return find_rule(obj, services) != ref
-    except ActuatorError:
-        return True  # the rule is gone or reshaped: certainly not what was read
 
 
 # --- Is the route in force? status.parents[] ------------------------------------------------
@@ -192,8 +180,10 @@ def acceptance_of(obj: Any) -> Acceptance:
     return Acceptance(AcceptanceState.APPLIED, f"accepted at generation {generation}")
 
 
-class GatewayAPIActuator:
+class GatewayAPIActuator(RouteActuator):
     name = "gateway-api"
+    group, version, plural, kind = GROUP, VERSION, PLURAL, KIND
+    default_weight, max_weight = DEFAULT_WEIGHT, MAX_WEIGHT
 
     def __init__(
         self,
@@ -206,33 +196,13 @@ class GatewayAPIActuator:
         kubeconfig: str = "",
         timeout: float = 5.0,
     ) -> None:
-        self.namespace = namespace
-        self.http_route = http_route
+        super().__init__(
+            namespace, http_route, context=context, kubeconfig=kubeconfig, timeout=timeout
+        )
         self.services = {SUBSET_PRIMARY: primary_service, SUBSET_BURST: burst_service}
-        self.target = f"httproute {namespace}/{http_route}"
-        self._object = CustomObject(
-            GROUP,
-            VERSION,
-            PLURAL,
-            namespace,
-            http_route,
-            context=context,
-            kubeconfig=kubeconfig,
-            timeout=timeout,
-        )
 
-    async def read(self) -> Snapshot:
-        obj = await self._object.get()
-        ref = find_rule(obj, self.services)
-        weights, exact = ref.weights(default=DEFAULT_WEIGHT, maximum=MAX_WEIGHT)
-        return Snapshot(weights, ref, exact, acceptance_of(obj), annotations_of(obj))
+    def find(self, obj: Any) -> WeightedPair:
+        return find_rule(obj, self.services)
 
-    async def write(self, seen: Snapshot, desired: Weights) -> None:
-        ref = seen.token
-        assert isinstance(ref, WeightedPair)
-        await self._object.patch_tested(
-            ref.patch(desired), lambda now: _rule_changed(ref, self.services, now)
-        )
-
-    async def close(self) -> None:
-        await self._object.close()
+    def acceptance(self, obj: Any) -> Acceptance:
+        return acceptance_of(obj)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY, Weights
-from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind, Snapshot
+from istio_burst.core.contracts import SUBSET_BURST, SUBSET_PRIMARY
+from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
 from istio_burst.watcher.actuators.kube import VERBS as KUBE_VERBS
-from istio_burst.watcher.actuators.kube import CustomObject, WeightedPair, annotations_of
+from istio_burst.watcher.actuators.kube import RouteActuator, WeightedPair
 
 GROUP = "networking.istio.io"
 VERSION = "v1"
+KIND = "VirtualService"
 VERBS = KUBE_VERBS  # what the watcher's Role grants on PLURAL
 PLURAL = "virtualservices"
 
@@ -69,52 +70,10 @@ def find_route(obj: Any) -> WeightedPair:
     )
 
 
-def _destinations_changed(ref: WeightedPair, obj: Any) -> bool:
-    """Whether either destination entry (its weight included) differs from `ref`'s read."""
-    try:
-        return find_route(obj) != ref
-    except ActuatorError:
-        return True  # the route itself is gone or reshaped: certainly not what was read
-
-
-class IstioActuator:
+class IstioActuator(RouteActuator):
     name = "istio"
+    group, version, plural, kind = GROUP, VERSION, PLURAL, KIND
+    default_weight, max_weight = 0, MAX_WEIGHT
 
-    def __init__(
-        self,
-        namespace: str,
-        virtual_service: str,
-        *,
-        context: str = "",
-        kubeconfig: str = "",
-        timeout: float = 5.0,
-    ) -> None:
-        self.namespace = namespace
-        self.virtual_service = virtual_service
-        self.target = f"virtualservice {namespace}/{virtual_service}"
-        self._object = CustomObject(
-            GROUP,
-            VERSION,
-            PLURAL,
-            namespace,
-            virtual_service,
-            context=context,
-            kubeconfig=kubeconfig,
-            timeout=timeout,
-        )
-
-    async def read(self) -> Snapshot:
-        obj = await self._object.get()
-        ref = find_route(obj)
-        weights, exact = ref.weights(default=0, maximum=MAX_WEIGHT)
-        return Snapshot(weights, ref, exact, annotations=annotations_of(obj))
-
-    async def write(self, seen: Snapshot, desired: Weights) -> None:
-        ref = seen.token
-        assert isinstance(ref, WeightedPair)
-        await self._object.patch_tested(
-            ref.patch(desired), lambda now: _destinations_changed(ref, now)
-        )
-
-    async def close(self) -> None:
-        await self._object.close()
+    def find(self, obj: Any) -> WeightedPair:
+        return find_route(obj)

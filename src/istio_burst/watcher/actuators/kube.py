@@ -1,6 +1,7 @@
 """One namespaced custom object, read and JSON-patched through the Kubernetes API.
 
-The plumbing both Kubernetes actuators (Istio's VirtualService, Gateway API's HTTPRoute) share:
+The plumbing both Kubernetes actuators (Istio's VirtualService, Gateway API's HTTPRoute) share,
+down to the actuator itself (`RouteActuator`, given the object and how to find its weights):
 the client from in-cluster credentials or a kubeconfig, one attempt per call (the watcher's loop
 does the retrying), every failure mapped to an `ActuatorErrorKind`, and a write that tells a
 conflict from an invalid write.
@@ -37,12 +38,20 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from istio_burst.core.contracts import SUBSETS, Weights
-from istio_burst.watcher.actuators import ActuatorError, ActuatorErrorKind
+from istio_burst.watcher.actuators import (
+    UNVERIFIED,
+    Acceptance,
+    ActuatorError,
+    ActuatorErrorKind,
+    Snapshot,
+)
 
 __all__ = [
     "VERBS",
     "ApiException",
     "CustomObject",
+    "Regarding",
+    "RouteActuator",
     "WeightedPair",
     "annotations_of",
     "api_client",
@@ -56,6 +65,16 @@ JSON_PATCH = "application/json-patch+json"
 FIELD_MANAGER = "istio-burst-watcher"
 
 Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Regarding:
+    """The routed object an actuator writes: what its Kubernetes Events are about."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +199,7 @@ class CustomObject:
 
     def _client(self) -> Any:
         if self._api is None:
-            self._api = _custom_objects_api(self.context, self.kubeconfig)
+            self._api = client.CustomObjectsApi(api_client(self.context, self.kubeconfig))
         return self._api
 
     async def _call(self, verb: str, fn: Callable[[], Any]) -> Any:
@@ -192,6 +211,71 @@ class CustomObject:
             raise
         except Exception as exc:
             raise _translate(verb, exc) from exc
+
+
+class RouteActuator:
+    """The worker's routed object `namespace/name`: its two weighted entries read, and written
+    as tested. Each subclass names its kind of object and says how to find the entries."""
+
+    name: str  # the actuator's, as the Actuator protocol asks: "istio", "gateway-api"
+    group: str
+    version: str
+    plural: str
+    kind: str
+    default_weight: int  # an entry's weight when left out
+    max_weight: int
+
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        context: str = "",
+        kubeconfig: str = "",
+        timeout: float = 5.0,
+    ) -> None:
+        self.namespace = namespace
+        self.target = f"{self.kind.lower()} {namespace}/{name}"
+        self.regarding = Regarding(f"{self.group}/{self.version}", self.kind, namespace, name)
+        self._object = CustomObject(
+            self.group,
+            self.version,
+            self.plural,
+            namespace,
+            name,
+            context=context,
+            kubeconfig=kubeconfig,
+            timeout=timeout,
+        )
+
+    def find(self, obj: Any) -> WeightedPair:
+        """The two entries in the object as read, or ActuatorError INVALID saying why not."""
+        raise NotImplementedError
+
+    def acceptance(self, obj: Any) -> Acceptance:
+        """Whether the object as read is in force (unverified unless the API reports it)."""
+        return UNVERIFIED
+
+    async def read(self) -> Snapshot:
+        obj = await self._object.get()
+        ref = self.find(obj)
+        weights, exact = ref.weights(default=self.default_weight, maximum=self.max_weight)
+        return Snapshot(weights, ref, exact, self.acceptance(obj), annotations_of(obj))
+
+    async def write(self, seen: Snapshot, desired: Weights) -> None:
+        ref = seen.token
+        assert isinstance(ref, WeightedPair)
+        await self._object.patch_tested(ref.patch(desired), lambda now: self._changed(ref, now))
+
+    async def close(self) -> None:
+        await self._object.close()
+
+    def _changed(self, ref: WeightedPair, obj: Any) -> bool:
+        """Whether either entry (its weight included) differs from `ref`'s read."""
+        try:
+            return self.find(obj) != ref
+        except ActuatorError:
+            return True  # gone or reshaped: certainly not what was read
 
 
 def generation_of(obj: Any) -> int:
@@ -213,10 +297,6 @@ def annotations_of(obj: Any) -> dict[str, str]:
 def micro_time(unix: float) -> str:
     """A Kubernetes MicroTime (RFC 3339, always six fractional digits, UTC)."""
     return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _custom_objects_api(context: str, kubeconfig: str) -> Any:
-    return client.CustomObjectsApi(api_client(context, kubeconfig))
 
 
 def api_client(context: str, kubeconfig: str) -> Any:
