@@ -17,10 +17,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+)
 
 CALCULATION_CHANNEL = "calculation"
 WATCHER_STATE_KEY = "istio-burst:watcher"
@@ -123,8 +130,9 @@ PRIMARY_ONLY = Weights(100, 0)
 BURST_ONLY = Weights(0, 100)
 
 
-class _Contract(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class _Decodes(BaseModel):
+    """decode and from_fields, with a ContractError saying what is wrong; no model_config, so
+    a model that must stay mutable (WatcherState) shares them too."""
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Self:
@@ -147,6 +155,10 @@ def _broken(model: type[BaseModel], exc: ValidationError) -> ContractError:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "value"
     return ContractError(f"bad {model.__name__}: {where}: {first['msg']}")
+
+
+class _Contract(_Decodes):
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class FrequencyChange(_Contract):
@@ -370,7 +382,15 @@ class LastChange(BaseModel):
     reason: Reason
 
 
-class WatcherState(BaseModel):
+def _weights_read(value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+    # A reader shows these weights as the routing in force, so what it reads must be weights.
+    # Only read states are checked: the watcher builds its own from Weights.
+    if info.mode == "json":
+        Weights.decode(value)
+    return value
+
+
+class WatcherState(_Decodes):
     """What the watcher answers on /status and publishes on Redis for the page.
 
     Fields a newer watcher adds are ignored by an older reader; every field but the weights has
@@ -383,7 +403,7 @@ class WatcherState(BaseModel):
     reading_kind: ReadingKind | None = None  # None before the first reading
     reading_error_kind: ReadingKind | None = None  # set while the last reading was not usable
     reading_detail: str = ""
-    weights: dict[str, int]  # required: the page shows them as the routing in force
+    weights: Annotated[dict[str, int], AfterValidator(_weights_read)]  # required
     mode: Mode = Mode.SWITCH
     decision: Action = Action.HOLD
     reason: Reason | None = None  # None before the first round
