@@ -9,7 +9,7 @@ while Redis was away is not missed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -30,7 +30,7 @@ from istio_burst.frontend.replicas.subscription import RedisSubscription
 log = logging.getLogger(__name__)
 
 StateView = dict[str, Any]  # a WatcherState as JSON, as the page gets it
-ShowState = Callable[[StateView | None], Awaitable[None]]
+ShowState = Callable[[StateView | None], None]
 
 
 def parse_watcher_state(raw: bytes | str) -> StateView:
@@ -73,8 +73,8 @@ class WatcherStateFeed:
     async def stop(self) -> None:
         await self._tasks.stop()
 
-    async def _published(self, data: bytes) -> None:
-        await self._show(parse_watcher_state(data))
+    def _published(self, data: bytes) -> None:
+        self._show(parse_watcher_state(data))
 
     def _subscribed(self, up: bool) -> None:
         if up:
@@ -93,4 +93,4 @@ class WatcherStateFeed:
             metrics.BAD_MESSAGES.labels(channel=WATCHER_STATE_KEY).inc()
             log.warning("ignored a bad watcher state in redis", extra={"error": str(exc)})
             return
-        await self._show(state)
+        self._show(state)
