@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    computed_field,
 )
 
 CALCULATION_CHANNEL = "calculation"
@@ -310,6 +311,19 @@ class RecordOutcome(StrEnum):
     NONE = "none"  # nothing to write (a hold, a pause, a refused override)
 
 
+# Records that call for a look: the Kubernetes Event's Warning, the page's highlighted decision.
+WARNING_REASONS = frozenset(
+    {
+        RecordReason.FAIL_SAFE_PRIMARY,
+        RecordReason.FAIL_SAFE_BURST,
+        RecordReason.HELD_STALE_METRICS,
+        RecordReason.BURST_UNHEALTHY,
+        RecordReason.OVERRIDE_REFUSED,
+    }
+)
+WARNING_OUTCOMES = frozenset({RecordOutcome.FAILED, RecordOutcome.CONFLICT})
+
+
 class OverrideTarget(StrEnum):
     PRIMARY = "primary"  # everything to primary
     BURST = "burst"  # everything to burst
@@ -350,6 +364,12 @@ class DecisionRecord(BaseModel):
     after: dict[str, int]  # what the decision asked for
     outcome: RecordOutcome
     error_kind: ActuatorErrorKind | None = None  # for failed and conflict
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warning(self) -> bool:
+        """A failure, a fail-safe or a refusal: shown as a warning."""
+        return self.reason in WARNING_REASONS or self.outcome in WARNING_OUTCOMES
 
     def same_as(self, other: DecisionRecord) -> bool:
         """A repeat of `other`: counted into it rather than recorded again. A change repeats

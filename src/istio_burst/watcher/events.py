@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from istio_burst.core.contracts import DecisionRecord, RecordOutcome, RecordReason
+from istio_burst.core.contracts import DecisionRecord
 from istio_burst.core.redis import describe_error
 from istio_burst.watcher import metrics
 from istio_burst.watcher.actuators.kube import api_client, client, micro_time
@@ -26,13 +26,6 @@ from istio_burst.watcher.words import record_words
 VERBS = ("create", "patch")
 REPORTING_CONTROLLER = "istio-burst.dev/watcher"
 MAX_NOTE = 1024  # bytes, the API server's limit
-_WARNINGS = {
-    RecordReason.FAIL_SAFE_PRIMARY,
-    RecordReason.FAIL_SAFE_BURST,
-    RecordReason.HELD_STALE_METRICS,
-    RecordReason.BURST_UNHEALTHY,
-    RecordReason.OVERRIDE_REFUSED,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +41,6 @@ class Regarding:
 def event_body(
     record: DecisionRecord, regarding: Regarding, name: str, instance: str
 ) -> dict[str, Any]:
-    warning = record.reason in _WARNINGS or record.outcome in (
-        RecordOutcome.FAILED,
-        RecordOutcome.CONFLICT,
-    )
     note = record_words(record, with_time=False).encode()[:MAX_NOTE].decode("utf-8", "ignore")
     return {
         "apiVersion": "events.k8s.io/v1",
@@ -63,7 +52,7 @@ def event_body(
         "action": "SetWeights" if record.after != record.before else "Decide",
         "reason": str(record.reason),
         "note": note,
-        "type": "Warning" if warning else "Normal",
+        "type": "Warning" if record.warning else "Normal",
         "regarding": {
             "apiVersion": regarding.api_version,
             "kind": regarding.kind,
