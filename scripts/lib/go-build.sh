@@ -18,7 +18,7 @@ go_build_cached() {
   if [ "$have_all" = 1 ]; then echo "$out/bin"; return 0; fi
 
   command -v go >/dev/null 2>&1 || {
-    echo "[$label] go is missing: Go 1.26 or newer builds $what (https://go.dev/dl, or your package manager)" >&2
+    echo "[$label] go is missing: Go 1.26 or newer builds $what from their published modules (https://go.dev/dl; Debian's golang is too old)" >&2
     return 1
   }
   echo "[$label] building $what into $out (first time only: several minutes)" >&2

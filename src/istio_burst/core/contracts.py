@@ -17,10 +17,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    computed_field,
+)
 
 CALCULATION_CHANNEL = "calculation"
 WATCHER_STATE_KEY = "istio-burst:watcher"
@@ -123,8 +131,9 @@ PRIMARY_ONLY = Weights(100, 0)
 BURST_ONLY = Weights(0, 100)
 
 
-class _Contract(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class _Decodes(BaseModel):
+    """decode and from_fields, with a ContractError saying what is wrong; no model_config, so
+    a model that must stay mutable (WatcherState) shares them too."""
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Self:
@@ -147,6 +156,10 @@ def _broken(model: type[BaseModel], exc: ValidationError) -> ContractError:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "value"
     return ContractError(f"bad {model.__name__}: {where}: {first['msg']}")
+
+
+class _Contract(_Decodes):
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class FrequencyChange(_Contract):
@@ -298,6 +311,19 @@ class RecordOutcome(StrEnum):
     NONE = "none"  # nothing to write (a hold, a pause, a refused override)
 
 
+# Records that call for a look: the Kubernetes Event's Warning, the page's highlighted decision.
+WARNING_REASONS = frozenset(
+    {
+        RecordReason.FAIL_SAFE_PRIMARY,
+        RecordReason.FAIL_SAFE_BURST,
+        RecordReason.HELD_STALE_METRICS,
+        RecordReason.BURST_UNHEALTHY,
+        RecordReason.OVERRIDE_REFUSED,
+    }
+)
+WARNING_OUTCOMES = frozenset({RecordOutcome.FAILED, RecordOutcome.CONFLICT})
+
+
 class OverrideTarget(StrEnum):
     PRIMARY = "primary"  # everything to primary
     BURST = "burst"  # everything to burst
@@ -339,6 +365,12 @@ class DecisionRecord(BaseModel):
     outcome: RecordOutcome
     error_kind: ActuatorErrorKind | None = None  # for failed and conflict
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warning(self) -> bool:
+        """A failure, a fail-safe or a refusal: shown as a warning."""
+        return self.reason in WARNING_REASONS or self.outcome in WARNING_OUTCOMES
+
     def same_as(self, other: DecisionRecord) -> bool:
         """A repeat of `other`: counted into it rather than recorded again. A change repeats
         whatever its detail (the reading in it moves); a transition only word for word."""
@@ -370,7 +402,15 @@ class LastChange(BaseModel):
     reason: Reason
 
 
-class WatcherState(BaseModel):
+def _weights_read(value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+    # A reader shows these weights as the routing in force, so what it reads must be weights.
+    # Only read states are checked: the watcher builds its own from Weights.
+    if info.mode == "json":
+        Weights.decode(value)
+    return value
+
+
+class WatcherState(_Decodes):
     """What the watcher answers on /status and publishes on Redis for the page.
 
     Fields a newer watcher adds are ignored by an older reader; every field but the weights has
@@ -383,7 +423,7 @@ class WatcherState(BaseModel):
     reading_kind: ReadingKind | None = None  # None before the first reading
     reading_error_kind: ReadingKind | None = None  # set while the last reading was not usable
     reading_detail: str = ""
-    weights: dict[str, int]  # required: the page shows them as the routing in force
+    weights: Annotated[dict[str, int], AfterValidator(_weights_read)]  # required
     mode: Mode = Mode.SWITCH
     decision: Action = Action.HOLD
     reason: Reason | None = None  # None before the first round

@@ -66,6 +66,9 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
     proxy = haproxy.ProxyPorts(host, s.proxy_port, s.proxy_metrics_port, s.proxy_api_port)
     istio = s.mesh == "istio"
     proxy_url = f"http://127.0.0.1:{s.proxy_port}" if istio else proxy.url
+    # Envoy's metrics are on its admin, which listens on 127.0.0.1 only, whatever DEMO_BIND is.
+    envoy_metrics = f"{mesh.ENVOY_ADMIN_HOST}:{s.proxy_metrics_port}"
+    proxy_metrics = envoy_metrics if istio else proxy.metrics_address
 
     prom_dir = state_dir / "prometheus"
     prom_config = prepare_config(
@@ -74,7 +77,7 @@ def build_components(s: Settings, state_dir: Path) -> list[Component]:
             "frontend": [f"{host}:{port}" for port in frontend_ports(s)],
             "worker-primary": [f"{host}:{s.primary_port}"],
             "worker-burst": [f"{host}:{s.burst_port}"],
-            "envoy" if istio else "haproxy": [proxy.metrics_address],
+            "envoy" if istio else "haproxy": [proxy_metrics],
             "watcher": [f"{host}:{s.watcher_port}"],
         },
         {"envoy": mesh.ENVOY_METRICS_PATH},
@@ -236,7 +239,7 @@ def where(component: Component, s: Settings, state_dir: Path) -> str:
         )
     if component.name == "mesh":
         return (
-            f"Envoy http://127.0.0.1:{component.port}  admin http://127.0.0.1:"
+            f"Envoy http://127.0.0.1:{component.port}  admin http://{mesh.ENVOY_ADMIN_HOST}:"
             f"{s.proxy_metrics_port}  KUBECONFIG={state_dir / mesh.ADMIN_KUBECONFIG}"
         )
     if component.name == "haproxy":

@@ -16,8 +16,10 @@ from istio_burst.demo.supervisor import Component, DemoError, http_ok
 
 REPO = Path(__file__).resolve().parents[3]
 MESH_MODULE = "harness.istio"
-WATCHER_KUBECONFIG = "watcher.kubeconfig"  # written by harness.istio
-ADMIN_KUBECONFIG = Path("mesh", "kube", "kubeconfig")  # under the state dir: the local API's admin
+MESH_DIR = Path("mesh")  # under the state dir: harness.istio's own state dir
+WATCHER_KUBECONFIG = MESH_DIR / "watcher.kubeconfig"  # written by harness.istio
+ADMIN_KUBECONFIG = MESH_DIR / "kube" / "kubeconfig"  # the local API's admin
+ENVOY_ADMIN_HOST = "127.0.0.1"  # Envoy's admin (ready, metrics) listens on this address only
 START_TIMEOUT = 180.0  # etcd, kube-apiserver, the CRDs, istiod and Envoy, on a loaded machine
 
 # The frontend's requests to the workers, as Envoy counts them on its outbound listener (its
@@ -34,11 +36,10 @@ def mesh_component(s: DemoSettings, state_dir: Path, workers: dict[str, int]) ->
             "--mesh istio runs from a clone of the repository (./run demo --mesh istio): it "
             "builds istiod and a Kubernetes API from source the first time"
         )
-    mesh_dir = state_dir / "mesh"
-    kubeconfig = mesh_dir / WATCHER_KUBECONFIG
-    envoy_ready = http_ok(f"http://127.0.0.1:{s.proxy_metrics_port}/ready")
+    kubeconfig = state_dir / WATCHER_KUBECONFIG
+    envoy_ready = http_ok(f"http://{ENVOY_ADMIN_HOST}:{s.proxy_metrics_port}/ready")
     argv = [
-        sys.executable, "-m", MESH_MODULE, "--state-dir", str(mesh_dir),
+        sys.executable, "-m", MESH_MODULE, "--state-dir", str(state_dir / MESH_DIR),
         "--proxy-port", str(s.proxy_port), "--admin-port", str(s.proxy_metrics_port),
     ]  # fmt: skip
     for subset, port in workers.items():
@@ -57,7 +58,7 @@ def mesh_component(s: DemoSettings, state_dir: Path, workers: dict[str, int]) ->
 def watcher_env(state_dir: Path) -> dict[str, str]:
     return {
         "ACTUATOR": "istio",
-        "KUBECONFIG": str(state_dir / "mesh" / WATCHER_KUBECONFIG),
+        "KUBECONFIG": str(state_dir / WATCHER_KUBECONFIG),
         "NAMESPACE": "default",
         "QUERY": ENVOY_QUERY,
     }

@@ -94,7 +94,8 @@ def create_app(settings: FrontendSettings) -> Any:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stats = BackgroundTasks()
-        parts = (driver, relay, pages, shared, membership, subscription)
+        driver.start()
+        parts = (relay, pages, shared, membership, subscription)
         for part in parts:
             part.start()
         stats.start(publish_stats(), "stats")
@@ -105,13 +106,11 @@ def create_app(settings: FrontendSettings) -> Any:
                 extra={"reason": reason},
             )
         yield
-        await stats.stop()
-        await watcher.stop()
-        await subscription.stop()
-        await membership.stop()  # the others take over our share at once
-        await shared.stop()
-        await pages.stop()
-        await relay.stop()
+        # What feeds the page first, then the reverse of the start order: membership leaves
+        # before the shared frequency and the driver stop, so the others take over our share at
+        # once.
+        for running in (stats, watcher, *reversed(parts)):
+            await running.stop()
         await driver.stop(grace=settings.graceful_timeout)
         with contextlib.suppress(Exception):
             await client.aclose()

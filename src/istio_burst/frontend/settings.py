@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from istio_burst.core.contracts import CALCULATION_CHANNEL
 from istio_burst.core.settings import GracefulTimeout, HTTPServiceSettings, Port, RedisURL
@@ -108,9 +108,6 @@ class FrontendSettings(HTTPServiceSettings):
         "room for a burst after a stall",
     )
     graceful_timeout: GracefulTimeout = 5.0
-    # The comma-separated settings as lists, split once.
-    _hosts: list[str] = PrivateAttr(default_factory=list)
-    _origins: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("processor_url")
     @classmethod
@@ -118,7 +115,7 @@ class FrontendSettings(HTTPServiceSettings):
         return parse_processor_url(value)
 
     # Checked field by field, so a bad value is reported under its own name; kept as the
-    # normalized, comma-joined list the lists below are split from.
+    # normalized, comma-joined list the properties below split.
     @field_validator("allowed_hosts")
     @classmethod
     def _check_hosts(cls, value: str) -> str:
@@ -130,19 +127,17 @@ class FrontendSettings(HTTPServiceSettings):
         return ",".join(parse_origins(value))
 
     @model_validator(mode="after")
-    def _split_lists_and_check_frequency(self) -> Self:
+    def _check_frequency(self) -> Self:
         if self.frequency > self.max_frequency:
             raise ValueError(
                 f"FREQUENCY {self.frequency:g} is over MAX_FREQUENCY {self.max_frequency:g}"
             )
-        self._hosts = self.allowed_hosts.split(",") if self.allowed_hosts else []
-        self._origins = self.allowed_origins.split(",") if self.allowed_origins else []
         return self
 
     @property
     def hosts(self) -> list[str]:
-        return self._hosts
+        return self.allowed_hosts.split(",") if self.allowed_hosts else []
 
     @property
     def origins(self) -> list[str]:
-        return self._origins
+        return self.allowed_origins.split(",") if self.allowed_origins else []

@@ -15,7 +15,7 @@ import asyncio
 import secrets
 from typing import Any
 
-from istio_burst.core.contracts import DecisionRecord, RecordOutcome, RecordReason
+from istio_burst.core.contracts import DecisionRecord
 from istio_burst.core.redis import describe_error
 from istio_burst.watcher import metrics
 from istio_burst.watcher.actuators.kube import Regarding, api_client, client, micro_time
@@ -25,22 +25,11 @@ from istio_burst.watcher.words import record_words
 VERBS = ("create", "patch")
 REPORTING_CONTROLLER = "istio-burst.dev/watcher"
 MAX_NOTE = 1024  # bytes, the API server's limit
-_WARNINGS = {
-    RecordReason.FAIL_SAFE_PRIMARY,
-    RecordReason.FAIL_SAFE_BURST,
-    RecordReason.HELD_STALE_METRICS,
-    RecordReason.BURST_UNHEALTHY,
-    RecordReason.OVERRIDE_REFUSED,
-}
 
 
 def event_body(
     record: DecisionRecord, regarding: Regarding, name: str, instance: str
 ) -> dict[str, Any]:
-    warning = record.reason in _WARNINGS or record.outcome in (
-        RecordOutcome.FAILED,
-        RecordOutcome.CONFLICT,
-    )
     note = record_words(record, with_time=False).encode()[:MAX_NOTE].decode("utf-8", "ignore")
     return {
         "apiVersion": "events.k8s.io/v1",
@@ -52,7 +41,7 @@ def event_body(
         "action": "SetWeights" if record.after != record.before else "Decide",
         "reason": str(record.reason),
         "note": note,
-        "type": "Warning" if warning else "Normal",
+        "type": "Warning" if record.warning else "Normal",
         "regarding": {
             "apiVersion": regarding.api_version,
             "kind": regarding.kind,

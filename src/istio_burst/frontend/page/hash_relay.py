@@ -44,10 +44,6 @@ class Batch:
     def __post_init__(self) -> None:
         self.hashes = deque(maxlen=self.per_batch)
 
-    def published(self, data: bytes) -> None:
-        """A message on the hash channel (ContractError if it is not a hash)."""
-        self.add(HashMessage.decode(data))
-
     def add(self, message: HashMessage) -> None:
         self.hashes.append(
             {

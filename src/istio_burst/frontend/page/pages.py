@@ -83,6 +83,7 @@ class Pages:
         self._on_leave = on_leave
         self._events_per_second = events_per_second
         self._news = asyncio.Event()
+        self._watcher_news = asyncio.Event()
         self._tasks = BackgroundTasks()
         shared.on_change(self._news.set)
         sio.on("connect", self._connect)
@@ -92,6 +93,7 @@ class Pages:
 
     def start(self) -> None:
         self._tasks.start(self._announce_loop(), "frequency-announcer")
+        self._tasks.start(self._watcher_loop(), "watcher-announcer")
 
     async def stop(self) -> None:
         await self._tasks.stop()
@@ -170,15 +172,26 @@ class Pages:
             to=sid,
         )
 
-    async def set_watcher(self, state: StateView | None) -> None:
-        """The watcher's state (None: none reported yet), and the routing it reports."""
+    def set_watcher(self, state: StateView | None) -> None:
+        """The watcher's state (None: none reported yet), and the routing it reports; told to
+        every page by _watcher_loop, so the subscription that delivers it is not held up."""
         self.watcher = {"state": state}
         routing = routing_view(state)
         if routing != self.routing:
             log.info("route weights", extra={"routing": routing})
         self.routing = routing
-        await self.sio.emit(ROUTING_EVENT, routing)
-        await self.sio.emit(WATCHER_EVENT, self.watcher)
+        self._watcher_news.set()
+
+    async def _watcher_loop(self) -> None:
+        """The newest routing and watcher state to every page after each change."""
+        while True:
+            await self._watcher_news.wait()
+            self._watcher_news.clear()
+            try:
+                await self.sio.emit(ROUTING_EVENT, self.routing)
+                await self.sio.emit(WATCHER_EVENT, self.watcher)
+            except Exception:  # a page that cannot be told must not stop the others being told
+                log.exception("could not announce the watcher state")
 
     async def set_stats(self, stats: PageStats) -> None:
         self.stats = stats.model_dump()

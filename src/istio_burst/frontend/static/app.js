@@ -357,7 +357,6 @@
   const BAND_WORDS = { override: "override", outage: "readings unusable (outage policy)" };
   const reasonWords = (reason) => reason.replace(/(?<!^)(?=[A-Z])/g, " ").toLowerCase();
   const weightWords = (w) => `${w.primary}/${w.burst}`;
-  const WARNING_REASONS = ["FailSafePrimary", "FailSafeBurst", "HeldStaleMetrics", "BurstUnhealthy", "OverrideRefused"];
 
   function decisionWords(r) {
     const when = new Date(r.at * 1000).toLocaleTimeString();
@@ -462,7 +461,7 @@
     const list = $("decisions");
     const newest = records.slice(-10).reverse();
     list.replaceChildren(...(newest.length ? newest.map((r) => {
-      const look = r.outcome === "failed" || r.outcome === "conflict" || WARNING_REASONS.includes(r.reason) ? "decision-warning"
+      const look = r.warning ? "decision-warning"
         : r.reason.startsWith("Override") ? "decision-override" : "";
       const item = el("li", look, decisionWords(r));
       item.dataset.reason = r.reason;
