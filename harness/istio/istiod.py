@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from harness.istio.binaries import istio_bin_dir
 from harness.kube import LocalKube
 from harness.kube.pki import signed
@@ -197,6 +199,14 @@ class Istiod:
                 state = "refuse" if refused else "admit"
                 raise TimeoutError(f"the API server does not {state} the probe: {done.stderr}")
             time.sleep(0.2)
+
+    def debug(self, endpoint: str, **params: str) -> Any:
+        """One of istiod's debug endpoints (`configz`, `syncz`, `config_dump`...), as JSON."""
+        answer = httpx.get(
+            f"http://127.0.0.1:{self.http_port}/debug/{endpoint}", params=params, timeout=10
+        )
+        answer.raise_for_status()
+        return answer.json()
 
     def stop(self) -> None:
         self.kube.kubectl(

@@ -5,6 +5,8 @@ Envoy, configured by istiod alone, splits real requests between the real workers
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +28,8 @@ from istio_burst.watcher.actuators.istio import IstioActuator
 from tests.istio.clusters import applied, objects_on
 
 PUSH_TIMEOUT = 30.0  # istiod debounces pushes by 100 ms; a loaded machine may take seconds
+VIRTUAL_SERVICE = "worker-virtual-service"
+PROXY_ID = "frontend-local.default"  # how istiod's debug endpoints name the proxy's connection
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,7 @@ def frontend_proxy(
     mesh: None, istiod: Istiod, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EnvoyProxy]:
     node = sidecar_node("default", "frontend", {"app": "frontend"})
+    assert PROXY_ID in node["id"]
     proxy = EnvoyProxy(tmp_path_factory.mktemp("envoy"), istiod.xds_address, node).start()
     yield proxy
     proxy.stop()
@@ -65,13 +70,15 @@ async def actuator(
     kubeconfig = mesh_kube.service_account_kubeconfig(
         "default", "istiowatcher", tmp_path / "watcher.kubeconfig"
     )
-    watcher = IstioActuator("default", "worker-virtual-service", kubeconfig=str(kubeconfig))
+    watcher = IstioActuator("default", VIRTUAL_SERVICE, kubeconfig=str(kubeconfig))
     async with closing(watcher):
         yield watcher
         await watcher.write(await watcher.read(), Weights(100, 0))
 
 
-def route_after(proxy: EnvoyProxy, version: str | None) -> tuple[str, dict[str, Any]]:
+def route_after(
+    proxy: EnvoyProxy, version: str | None, istiod: Istiod | None = None
+) -> tuple[str, dict[str, Any]]:
     """The first route configuration Envoy holds whose version is not `version`."""
     deadline = time.monotonic() + PUSH_TIMEOUT
     while True:
@@ -79,9 +86,70 @@ def route_after(proxy: EnvoyProxy, version: str | None) -> tuple[str, dict[str, 
         if held is not None and held[0] != version:
             return held
         if time.monotonic() > deadline:
-            logs = proxy.process.output() if proxy.process else ""
-            raise TimeoutError(f"no route pushed after version {version}:\n{logs}")
+            where = stalled(proxy, istiod)
+            raise TimeoutError(f"no route pushed after version {version}:\n{where}")
         time.sleep(0.05)
+
+
+def stalled(proxy: EnvoyProxy, istiod: Istiod | None) -> str:
+    """Where a write stopped on its way to Envoy: the API's VirtualService, istiod's copy, the
+    route istiod would send the proxy now, what the proxy acknowledged, and both logs' ends."""
+    lines = []
+    if istiod is not None:
+        for label, look in (
+            ("the API's VirtualService", lambda: [_api_virtual_service(istiod)]),
+            ("istiod's VirtualService", lambda: _istiod_virtual_services(istiod)),
+            ("istiod's route now", lambda: _istiod_routes(istiod)),
+            ("istiod's sync state", lambda: _istiod_sync(istiod)),
+        ):
+            try:
+                lines += [f"{label}: {found}" for found in look()]
+            except Exception as failed:  # a diagnosis must not hide the failure it explains
+                lines.append(f"{label}: unavailable ({failed!r})")
+        if istiod.process is not None:
+            lines.append(f"istiod's log:\n{istiod.process.output(3000)}")
+    if proxy.process is not None:
+        lines.append(f"envoy's log:\n{proxy.process.output(3000)}")
+    return "\n".join(lines)
+
+
+def _route_of(virtual_service: dict[str, Any]) -> str:
+    return f"{virtual_service['metadata'].get('resourceVersion')} {virtual_service['spec']['http']}"
+
+
+def _api_virtual_service(istiod: Istiod) -> str:
+    got = istiod.kube.kubectl("get", "virtualservice", VIRTUAL_SERVICE, "-o", "json")
+    return _route_of(json.loads(got.stdout))
+
+
+def _istiod_virtual_services(istiod: Istiod) -> list[str]:
+    return [
+        _route_of(config)
+        for config in istiod.debug("configz")
+        if config.get("kind") == "VirtualService" and config["metadata"]["name"] == VIRTUAL_SERVICE
+    ]
+
+
+def _istiod_routes(istiod: Istiod) -> list[dict[str, int]]:
+    dump = istiod.debug("config_dump", proxyID=PROXY_ID, types="rds")
+    return [subset_weights(snake_case(config)) for config in dump["configs"]]
+
+
+def _istiod_sync(istiod: Istiod) -> list[dict[str, Any]]:
+    return [
+        {key: status.get(key) for key in ("route_sent", "route_acked", "cluster_sent")}
+        for status in istiod.debug("syncz")
+        if PROXY_ID in status.get("proxy", "")
+    ]
+
+
+def snake_case(value: Any) -> Any:
+    """istiod's debug dump in the field names of Envoy's (protobuf JSON's camelCase undone)."""
+    if isinstance(value, list):
+        return [snake_case(v) for v in value]
+    if isinstance(value, dict):
+        return {re.sub(r"([A-Z])", r"_\1", k).lower(): snake_case(v) for k, v in value.items()}
+    return value
 
 
 def settled_route(proxy: EnvoyProxy, quiet: float = 1.0) -> tuple[str, dict[str, Any]]:
@@ -102,7 +170,7 @@ def expected(weights: Weights) -> dict[str, int]:
 
 
 async def test_each_watcher_write_reaches_the_frontends_proxy_in_one_push(
-    frontend_proxy: EnvoyProxy, actuator: IstioActuator
+    frontend_proxy: EnvoyProxy, actuator: IstioActuator, istiod: Istiod
 ) -> None:
     version, route = settled_route(frontend_proxy)
     assert subset_weights(route) == {"primary": 100}
@@ -114,7 +182,7 @@ async def test_each_watcher_write_reaches_the_frontends_proxy_in_one_push(
         Weights(100, 0),
     ):
         await actuator.write(await actuator.read(), desired)
-        version, route = route_after(frontend_proxy, version)
+        version, route = route_after(frontend_proxy, version, istiod)
         assert subset_weights(route) == expected(desired), f"the push after writing {desired}"
 
 
@@ -131,14 +199,14 @@ def served_by(proxy: EnvoyProxy, requests: int) -> Counter[str]:
 
 
 async def test_envoy_configured_by_istiod_splits_real_requests_by_the_watchers_weights(
-    frontend_proxy: EnvoyProxy, actuator: IstioActuator
+    frontend_proxy: EnvoyProxy, actuator: IstioActuator, istiod: Istiod
 ) -> None:
     version, _ = settled_route(frontend_proxy)
     for desired in (Weights(0, 100), Weights(70, 30), Weights(100, 0)):
         seen = await actuator.read()
         if seen.weights != desired:
             await actuator.write(seen, desired)
-            version, _ = route_after(frontend_proxy, version)
+            version, _ = route_after(frontend_proxy, version, istiod)
         answers = served_by(frontend_proxy, 200)
         if desired.burst in (0, 100):
             assert answers == Counter({"burst" if desired.burst else "primary": 200})
