@@ -33,6 +33,7 @@ class Recovery:
     frequency_back: float | None
     watcher_ready: float | None
     lost_inside: int
+    watcher_unready_because: list[str]  # what its /healthz said after the fault ended
 
     @property
     def worst(self) -> float | None:
@@ -124,6 +125,7 @@ def recoveries(
                 frequency_back=_round(_rate_back(record, published, end)),
                 watcher_ready=_round(_ready_again(record, end)),
                 lost_inside=_count_between(lost, fault.window),
+                watcher_unready_because=_unready_reasons(record, end),
             )
         )
     return found
@@ -154,6 +156,16 @@ def _rate_back(
 
 def _ready_again(record: Record, end: float) -> float | None:
     return next((t - end for t, ready in record.ready if t >= end and ready), None)
+
+
+def _unready_reasons(record: Record, end: float, most: int = 3) -> list[str]:
+    """The distinct reasons the watcher gave for not being ready, from `end` until it was."""
+    ready_at = next((t for t, ready in record.ready if t >= end and ready), float("inf"))
+    reasons: list[str] = []
+    for t, reason in record.unready:
+        if end <= t < ready_at and reason not in reasons:
+            reasons.append(reason)
+    return reasons[:most]
 
 
 def decisions(

@@ -36,6 +36,7 @@ class Record:
     stats: list[tuple[float, float, float]] = field(default_factory=list)  # (t, F, achieved)
     status: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # watcher /status
     ready: list[tuple[float, bool]] = field(default_factory=list)  # watcher /healthz == 200
+    unready: list[tuple[float, str]] = field(default_factory=list)  # why it was not, when not
     proxy_weights: list[tuple[float, int | None]] = field(default_factory=list)  # burst weight
     procs: list[tuple[float, str, int, float, float, int]] = field(default_factory=list)
     published: dict[str, float] = field(default_factory=dict)  # worker -> 200s counted so far
@@ -147,11 +148,21 @@ async def poll_watcher(system: System, record: Record, every: float = 0.5) -> No
             try:
                 healthz = await client.get("/healthz")
                 record.ready.append((now, healthz.status_code == 200))
+                if healthz.status_code != 200:
+                    record.unready.append((now, _reason(healthz)))
                 status = await client.get("/status")
                 record.status.append((now, status.json()))
-            except (httpx.HTTPError, ValueError):
+            except (httpx.HTTPError, ValueError) as failed:
                 record.ready.append((now, False))
+                record.unready.append((now, f"no answer: {failed!r}"))
             await asyncio.sleep(every)
+
+
+def _reason(healthz: httpx.Response) -> str:
+    try:
+        return str(healthz.json().get("reason", healthz.text))
+    except ValueError:
+        return f"{healthz.status_code} {healthz.text[:200]}"
 
 
 async def poll_proxy(system: System, record: Record, every: float = 1.0) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from soak.observe import Pages, Record, poll_proxy, poll_watcher, sample_process
 from soak.profile import Phase, phases
 from soak.system import System, soak_settings
 
+RECORD_FIELDS = {f.name for f in fields(Record)}
 RECOVERY_LIMIT = 10.0  # seconds: every fault must be recovered from within this
 RSS_GROWTH_LIMIT = 10.0  # MB/hour after warm-up
 
@@ -65,7 +66,8 @@ class Observed:
         options = {**data["options"], "out": out}
         return cls(
             options=Options(**options),
-            record=Record(**data["record"]),
+            # A run saved by an older soak may lack a field or carry one since removed.
+            record=Record(**{k: v for k, v in data["record"].items() if k in RECORD_FIELDS}),
             shown={k: (v[0], v[1]) for k, v in data["shown"].items()},
             elided=data["elided"],
             faults=[Fault(**f) for f in data["faults"]],
