@@ -18,6 +18,7 @@ RoleBinding exactly as k8s/base/watcher/ defines them, and the worker VirtualSer
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import threading
@@ -189,6 +190,12 @@ class KubeFront(BackgroundHTTPServer):
 
     def stop(self) -> None:
         super().stop()
+        # Its VirtualServices go with it: an istiod watching the same API server would merge a
+        # leftover one with any later route for the same host (the oldest wins). The namespace
+        # itself stays Terminating: no namespace controller runs here to empty it.
+        with contextlib.suppress(httpx.TransportError):  # a test that left the server down
+            self._admin.delete(VS_API.format(ns=self.namespace)).raise_for_status()
+            self._admin.delete(f"/api/v1/namespaces/{self.namespace}").raise_for_status()
         self._admin.close()
         self._upstream.close()
 

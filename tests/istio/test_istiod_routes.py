@@ -49,7 +49,20 @@ def mesh(
             stack.callback(process.stop)
             ports[subset] = int(url.rsplit(":", 1)[1])
         with applied(mesh_kube, objects_on("primary") + worker_entries(ports)):
+            assert not rivals(mesh_kube), "istiod would route by the oldest VirtualService"
             yield
+
+
+def rivals(kube: LocalKube) -> list[str]:
+    """Other VirtualServices for the worker's host, which istiod merges with ours, oldest first:
+    one left behind by another test would make every write here go unseen."""
+    listed = json.loads(kube.kubectl("get", "virtualservices", "-A", "-o", "json").stdout)
+    return [
+        f"{vs['metadata']['namespace']}/{vs['metadata']['name']}"
+        for vs in listed["items"]
+        if WORKER_HOST in vs["spec"].get("hosts", [])
+        and (vs["metadata"]["namespace"], vs["metadata"]["name"]) != ("default", VIRTUAL_SERVICE)
+    ]
 
 
 @pytest.fixture(scope="module")
