@@ -27,6 +27,7 @@ from istio_burst.watcher.actuators.gateway_api import GROUP, PLURAL, VERSION, Ga
 from tests.watcher.gateway_cluster import (
     PARENT,
     ROUTE,
+    USE_WAYPOINT,
     Cluster,
     Obj,
     PlayedController,
@@ -132,6 +133,26 @@ def test_the_played_controller_refuses_a_route_without_its_parent_as_istiod_does
     )
     assert condition(real, "Accepted")["reason"] == "NoMatchingParent"
     assert real == [PlayedController(cluster).status()]
+
+
+async def test_a_namespace_without_a_waypoint_is_refused_as_istiod_reports_it(
+    cluster: Cluster, actuator: GatewayAPIActuator
+) -> None:
+    """Without the ambient overlay's use-waypoint label no waypoint applies the route; istiod
+    says so only in ResolvedWaypoints' message (True, as are Accepted and ResolvedRefs), and
+    the watcher reads the route as refused, in istiod's words."""
+    await asyncio.to_thread(istiod_writes, cluster, resolved("True"))
+    cluster.kube.kubectl("label", "namespace", cluster.namespace, f"{USE_WAYPOINT}-")
+    real = await asyncio.to_thread(
+        istiod_writes,
+        cluster,
+        lambda parents: "missing" in condition(parents, "ResolvedWaypoints")["message"],
+    )
+    assert [c["status"] for c in real[0]["conditions"]] == ["True", "True", "True"]
+    assert real == [PlayedController(cluster).status()]
+    seen = await actuator.read()
+    assert seen.acceptance.state is AcceptanceState.REFUSED
+    assert "in ambient mode, route will not be respected" in seen.acceptance.detail
 
 
 async def test_a_burst_is_accepted_and_a_missing_burst_service_refused_by_istiod(

@@ -23,6 +23,7 @@ ROUTE = "worker-route"
 CONTROLLER = "istio.io/gateway-controller"
 WATCHER_ACCOUNT = ("ServiceAccount", "Role", "RoleBinding")
 PARENT = ("Service", "worker-service")  # the route's parentRef (k8s/base/worker)
+USE_WAYPOINT = "istio.io/use-waypoint"
 
 Obj = dict[str, Any]
 
@@ -73,18 +74,32 @@ class Cluster:
         )
         answer.raise_for_status()
 
-    def has_service(self, name: str) -> bool:
+    def service(self, name: str) -> Obj | None:
+        """The Service, or None if there is none of that name."""
         answer = self.http.get(f"/api/v1/namespaces/{self.namespace}/services/{name}")
         if answer.status_code == 404:
-            return False
+            return None
         answer.raise_for_status()
-        return True
+        found: Obj = answer.json()
+        return found
+
+    def namespace_object(self) -> Obj:
+        answer = self.http.get(f"/api/v1/namespaces/{self.namespace}")
+        answer.raise_for_status()
+        found: Obj = answer.json()
+        return found
 
     def delete_service(self, name: str) -> None:
         self.kube.kubectl("delete", "service", name, "-n", self.namespace)
 
     def close(self) -> None:
         self.http.close()
+
+
+def uses_waypoint(obj: Obj) -> bool:
+    """Whether a Service or Namespace names a waypoint (label istio.io/use-waypoint, not none)."""
+    value = str(obj["metadata"].get("labels", {}).get(USE_WAYPOINT, ""))
+    return value != "" and value.lower() != "none"
 
 
 class PlayedController:
@@ -116,16 +131,23 @@ class PlayedController:
         waypoints = condition(
             "ResolvedWaypoints", "True", "ResolvedWaypoints", "All waypoints resolved"
         )
-        if not self.cluster.has_service(parent_ref["name"]):
+        # ResolvedWaypoints stays True whatever it finds: istiod changes only its message.
+        parent = self.cluster.service(parent_ref["name"])
+        if parent is None:
             message = f'parent service: "{parent_ref["name"]}" not found'
             accepted = condition("Accepted", "False", "NoMatchingParent", message)
-            waypoints["message"] = "parent not found"  # still True: istiod sets only the message
+            waypoints["message"] = "parent not found"
+        elif not (uses_waypoint(parent) or uses_waypoint(self.cluster.namespace_object())):
+            waypoints["message"] = (
+                "istio.io/use-waypoint label missing from parent and parent namespace; "
+                "in ambient mode, route will not be respected"
+            )
         resolved = condition("ResolvedRefs", "True", "ResolvedRefs", "All references resolved")
         # istiod drops a backendRef of weight 0 before it looks the Service up: a missing
         # Service is reported only while it is meant to get traffic. The last one missing wins.
         for rule in route["spec"]["rules"]:
             for ref in rule["backendRefs"]:
-                if ref.get("weight", 1) != 0 and not self.cluster.has_service(ref["name"]):
+                if ref.get("weight", 1) != 0 and self.cluster.service(ref["name"]) is None:
                     host = f"{ref['name']}.{self.cluster.namespace}.svc.cluster.local"
                     message = f"backend({host}) not found"
                     resolved = condition("ResolvedRefs", "False", "BackendNotFound", message)

@@ -355,3 +355,35 @@ def test_acceptance_needs_every_parent_and_the_current_generation() -> None:
     assert acceptance_of(stale_false).state is AcceptanceState.PENDING, "about an older spec"
     refused = acceptance_of(route(report("a", 3), report("b", 3, resolved="False")))
     assert refused.state is AcceptanceState.REFUSED
+
+
+def test_a_route_no_waypoint_applies_is_refused_in_istios_words() -> None:
+    """Istio in ambient mode keeps ResolvedWaypoints True and says only in its message that
+    nothing applies the route (the message as tests/istio/test_istiod_route_status.py sees it)."""
+    ignored = (
+        "istio.io/use-waypoint label missing from parent and parent namespace; "
+        "in ambient mode, route will not be respected"
+    )
+
+    def route(message: str, observed: int) -> Obj:
+        conditions = [
+            {"type": kind, "status": "True", "observedGeneration": 2}
+            for kind in ("Accepted", "ResolvedRefs")
+        ]
+        conditions.append(
+            {"type": "ResolvedWaypoints", "status": "True", "message": message,
+             "observedGeneration": observed}
+        )  # fmt: skip
+        parent = {"group": "", "kind": "Service", "name": "worker-service", "port": 80}
+        return {
+            "metadata": {"namespace": "default", "generation": 2},
+            "spec": {"parentRefs": [parent]},
+            "status": {"parents": [{"parentRef": parent, "controllerName": CONTROLLER,
+                                    "conditions": conditions}]},
+        }  # fmt: skip
+
+    refused = acceptance_of(route(ignored, 2))
+    assert refused.state is AcceptanceState.REFUSED
+    assert f"ResolvedWaypoints {ignored}" in refused.detail
+    assert acceptance_of(route("All waypoints resolved", 2)).state is AcceptanceState.APPLIED
+    assert acceptance_of(route(ignored, 1)).state is AcceptanceState.APPLIED, "an older spec"
