@@ -106,8 +106,8 @@ class PlayedController:
     """Istio's gateway controller in ambient mode (istiod with PILOT_ENABLE_AMBIENT=true), as far
     as the route's status goes: what it writes for the route's current generation, judged from
     what is in the namespace as istiod judges it. Pinned to the real istiod's status by
-    tests/istio/test_istiod_route_status.py; it plays only the parents this route has (Services
-    in its own namespace, which carries the ambient overlay's use-waypoint label)."""
+    tests/istio/test_istiod_route_status.py; it plays only the parents this route has (one
+    Service in the route's namespace)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
