@@ -4,8 +4,10 @@ Each test gets a namespace of its own on the session's API server (`local_kube`)
 project's own worker-route HTTPRoute and worker Services (gateway-api-manifests/) and the
 watcher's ServiceAccount, Role and RoleBinding as the ambient overlay renders them: the watcher
 runs with that account's token, so its RBAC is tested too. No gateway controller runs here: the
-test plays it (`PlayedController`), writing the route's status through the status subresource
-as Istio's would. The watcher's rounds run in-process on a test clock with a scripted Prometheus.
+test plays it (`PlayedController`), writing through the status subresource what istiod in ambient
+mode writes for the route as the namespace stands; tests/istio/test_istiod_route_status.py pins
+that to the real istiod's status. The watcher's rounds run in-process on a test clock with a
+scripted Prometheus.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tests.watcher.gateway_cluster import (
     Obj,
     PlayedController,
     gateway_api_namespace,
+    rendered,
 )
 from tests.watcher.rounds import load, next_round
 
@@ -145,22 +148,24 @@ async def test_decisions_are_events_regarding_the_httproute(
     assert "BurstStarted" in shown
 
 
-async def test_a_missing_burst_service_sends_traffic_back_until_the_route_is_healthy(
+async def test_a_missing_burst_service_sends_traffic_back_and_burst_waits_its_backoff(
     cluster: Cluster,
     controller: PlayedController,
     prom: ScriptedServer,
     make_watcher: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Istio reports a missing backend only while the route sends it traffic: back at 100/0 the
+    route is accepted again, worker-burst still missing, and burst waits only BURST_BACKOFF."""
     caplog.set_level(logging.INFO)
     controller.report()
-    watcher = make_watcher()
+    watcher = make_watcher(burst_backoff=250)
     load(prom, 30)
     await next_round(watcher)
     assert cluster.weights() == (0, 100)
 
-    # The controller cannot resolve worker-burst: its share would get 500s.
-    controller.report(resolved="False", reason="BackendNotFound")
+    cluster.delete_service("worker-burst")  # its share of the traffic would get 500s
+    controller.report()
     await next_round(watcher)
     assert routing_state(watcher) == "refused"
     await next_round(watcher)
@@ -172,19 +177,37 @@ async def test_a_missing_burst_service_sends_traffic_back_until_the_route_is_hea
         r.levelno == logging.WARNING and "refused" in r.getMessage() for r in caplog.records
     ), "the logs say why"
 
-    # Still not resolved at the new generation: the load asks for burst, burst stays off.
-    controller.report(resolved="False", reason="BackendNotFound")
+    controller.report()  # 100/0 sends worker-burst nothing: accepted, the Service still missing
+    await next_round(watcher)
+    assert routing_state(watcher) == "applied"
+    for _ in range(2):
+        await next_round(watcher)
+        assert cluster.weights() == (100, 0)
+        assert watcher.state.reason == "burst_backoff", "the load asks for burst, burst waits"
+
+    # Past the back-off burst is tried again; still missing, it is refused again.
+    await next_round(watcher)
+    assert cluster.weights() == (0, 100)
+    controller.report()
+    await next_round(watcher)
+    assert routing_state(watcher) == "refused"
+    await next_round(watcher)
+    assert cluster.weights() == (100, 0)
+
+    # The Service exists again: the next try, after the back-off, holds.
+    routing = rendered(cluster.kube, ROUTING)
+    cluster.apply([o for o in routing if o["metadata"]["name"] == "worker-burst"])
+    controller.report()
     for _ in range(3):
         await next_round(watcher)
         assert cluster.weights() == (100, 0)
-        assert watcher.state.reason == "burst_unhealthy"
-
-    # The Service exists again and the controller resolves it: burst is tried again.
-    controller.report()
-    await next_round(watcher)
-    assert routing_state(watcher) == "applied"
     await next_round(watcher)
     assert cluster.weights() == (0, 100)
+    controller.report()
+    for _ in range(2):
+        await next_round(watcher)
+        assert routing_state(watcher) == "applied"
+        assert cluster.weights() == (0, 100)
 
 
 async def test_a_controller_that_stops_answering_sends_traffic_back_after_the_deadline(
@@ -332,3 +355,35 @@ def test_acceptance_needs_every_parent_and_the_current_generation() -> None:
     assert acceptance_of(stale_false).state is AcceptanceState.PENDING, "about an older spec"
     refused = acceptance_of(route(report("a", 3), report("b", 3, resolved="False")))
     assert refused.state is AcceptanceState.REFUSED
+
+
+def test_a_route_no_waypoint_applies_is_refused_in_istios_words() -> None:
+    """Istio in ambient mode keeps ResolvedWaypoints True and says only in its message that
+    nothing applies the route (the message as tests/istio/test_istiod_route_status.py sees it)."""
+    ignored = (
+        "istio.io/use-waypoint label missing from parent and parent namespace; "
+        "in ambient mode, route will not be respected"
+    )
+
+    def route(message: str, observed: int) -> Obj:
+        conditions = [
+            {"type": kind, "status": "True", "observedGeneration": 2}
+            for kind in ("Accepted", "ResolvedRefs")
+        ]
+        conditions.append(
+            {"type": "ResolvedWaypoints", "status": "True", "message": message,
+             "observedGeneration": observed}
+        )  # fmt: skip
+        parent = {"group": "", "kind": "Service", "name": "worker-service", "port": 80}
+        return {
+            "metadata": {"namespace": "default", "generation": 2},
+            "spec": {"parentRefs": [parent]},
+            "status": {"parents": [{"parentRef": parent, "controllerName": CONTROLLER,
+                                    "conditions": conditions}]},
+        }  # fmt: skip
+
+    refused = acceptance_of(route(ignored, 2))
+    assert refused.state is AcceptanceState.REFUSED
+    assert f"ResolvedWaypoints {ignored}" in refused.detail
+    assert acceptance_of(route("All waypoints resolved", 2)).state is AcceptanceState.APPLIED
+    assert acceptance_of(route(ignored, 1)).state is AcceptanceState.APPLIED, "an older spec"

@@ -13,7 +13,9 @@ Every read also says whether the route is in force (`Acceptance`): APPLIED only 
 parentRef, every controller's entry in status.parents[] has Accepted=True and ResolvedRefs=True
 observed at the route's current metadata.generation (or later); REFUSED when such an entry has
 either condition False (e.g. ResolvedRefs BackendNotFound: the spec then answers the share meant
-for that backend with 500s); else PENDING.
+for that backend with 500s), or when Istio in ambient mode says in its ResolvedWaypoints condition
+that no waypoint will apply the route (it keeps that condition True and says so only in the
+message: `NOT_RESPECTED`); else PENDING.
 
 RBAC: the watcher uses exactly the verbs in `VERBS` on `httproutes.gateway.networking.k8s.io`.
 """
@@ -40,6 +42,10 @@ PLURAL = "httproutes"
 MAX_WEIGHT = 1_000_000
 DEFAULT_WEIGHT = 1  # a backendRef without a weight (the CRD's default)
 REQUIRED_CONDITIONS = ("Accepted", "ResolvedRefs")
+WAYPOINTS_CONDITION = "ResolvedWaypoints"  # Istio's, in ambient mode, for a route on a Service
+# What istiod's ResolvedWaypoints message says when neither the parent Service nor its namespace
+# names a waypoint (label istio.io/use-waypoint): the route is stored and ignored.
+NOT_RESPECTED = "route will not be respected"
 
 Obj = dict[str, Any]
 
@@ -144,6 +150,10 @@ def _entry_verdict(entry: Obj, generation: int) -> tuple[AcceptanceState, str]:
             return AcceptanceState.REFUSED, f"{controller}: {kind} False ({reason}) {message}"
         if status != "True":
             waiting.append(f"{kind} {status}")
+    waypoints = conditions.get(WAYPOINTS_CONDITION) or {}
+    message = str(waypoints.get("message", ""))
+    if NOT_RESPECTED in message and waypoints.get("observedGeneration", 0) >= generation:
+        return AcceptanceState.REFUSED, f"{controller}: {WAYPOINTS_CONDITION} {message}"
     if waiting:
         return AcceptanceState.PENDING, f"{controller}: {', '.join(waiting)}"
     return AcceptanceState.APPLIED, ""
