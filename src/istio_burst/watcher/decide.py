@@ -12,7 +12,7 @@ Rules, in order:
    (BURST_BACKOFF x 2^(n-1) for the n-th), at most BURST_BACKOFF_MAX. An episode is a run of
    rounds reported unhealthy; any round not reported unhealthy (healthy or no evidence) ends it,
    so one long unhealthy stretch is one episode. The count starts again once burst has carried
-   traffic (weights before the round give it some) with no unhealthy report for BURST_BACKOFF
+   traffic (the weights in force give it a share) with no unhealthy report for BURST_BACKOFF
    seconds in a row.
 2. An operator's override (primary, burst or pause) decides, whatever the readings say; only
    rule 1 still keeps traffic off a burst side known to be unhealthy.
