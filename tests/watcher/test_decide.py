@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import pytest
@@ -193,6 +193,119 @@ def test_never_bursts_into_an_unhealthy_side_even_with_no_backoff() -> None:
     decision = decide(policy, Memory(), Observation(0, rate(100), sick), PRIMARY_ONLY)
     assert decision.weights == PRIMARY_ONLY
     assert decision.reason is Reason.BURST_UNHEALTHY
+
+
+# A burst side that fails whenever it gets traffic, and looks healthy again once it gets none (a
+# missing burst Service under istiod: the route is refused at 0/100, accepted again at 100/0).
+BACKOFF = replace(SWITCH, min_dwell=0, burst_backoff=10, burst_backoff_max=1000)
+SICK = BurstHealth(False, "route refused: BackendNotFound")
+WELL = BurstHealth(True)
+
+
+def fails_under_traffic(at: float, current: Weights) -> BurstHealth:
+    return SICK if current.burst > 0 else WELL
+
+
+def live(
+    policy: Policy,
+    health: Callable[[float, Weights], BurstHealth],
+    seconds: int,
+    value: Callable[[float], float] = lambda at: 30.0,
+) -> list[tuple[float, Weights, Decision]]:
+    """One round a second where the burst side's health depends on the weights in force."""
+    memory, current = Memory(), PRIMARY_ONLY
+    out: list[tuple[float, Weights, Decision]] = []
+    for at in map(float, range(seconds)):
+        decision = decide(
+            policy, memory, Observation(at, rate(value(at)), health(at, current)), current
+        )
+        out.append((at, current, decision))
+        memory = decision.memory
+        if decision.weights != current:
+            memory = memory.after_change(at, current, decision.weights)
+            current = decision.weights
+    return out
+
+
+def tries(run: list[tuple[float, Weights, Decision]]) -> list[float]:
+    """When traffic was sent to burst."""
+    return [at for at, before, d in run if d.weights.burst > before.burst]
+
+
+def waits(run: list[tuple[float, Weights, Decision]]) -> list[float]:
+    """For each try after the first: seconds since burst was last reported unhealthy."""
+    out, sick_at = [], None
+    for at, before, d in run:
+        if d.weights.burst > before.burst and sick_at is not None:
+            out.append(at - sick_at)
+        if d.memory.unhealthy:
+            sick_at = at
+    return out
+
+
+def test_the_backoff_doubles_with_each_failure_in_a_row() -> None:
+    run = live(BACKOFF, fails_under_traffic, 200)
+    assert waits(run)[:4] == [10, 20, 40, 80]
+    held = [d for _, _, d in run if d.reason is Reason.BURST_BACKOFF]
+    assert any(
+        "backing off 40 s (3rd failure in a row, doubled each time)" in d.detail for d in held
+    )
+    unhealthy = [d.detail for _, _, d in run if d.reason is Reason.BURST_UNHEALTHY]
+    assert unhealthy[0].endswith("all traffic back to primary; backing off 10 s")
+    assert unhealthy[1].endswith("backing off 20 s (2nd failure in a row, doubled each time)")
+
+
+def test_the_backoff_grows_no_further_than_its_cap() -> None:
+    policy = replace(BACKOFF, burst_backoff_max=50)
+    run = live(policy, fails_under_traffic, 400)
+    assert waits(run)[:7] == [10, 20, 40, 50, 50, 50, 50]
+    last = [d for _, _, d in run if d.reason is Reason.BURST_BACKOFF][-1]
+    assert "backing off 50 s" in last.detail and "the most" in last.detail
+
+
+def test_one_long_unhealthy_stretch_is_one_failure_and_the_backoff_counts_from_its_end() -> None:
+    # Burst's readiness fails for 100 s while the load asks for burst, then passes.
+    def down_until_100(at: float, current: Weights) -> BurstHealth:
+        return SICK if at < 100 or current.burst > 0 else WELL
+
+    run = live(BACKOFF, down_until_100, 300)
+    first, second = tries(run)[:2]
+    assert first == 99 + 10, "BURST_BACKOFF after the last unhealthy round, not doubled 100 times"
+    assert second == first + 1 + 20, "the next failure is only the second in a row"
+    assert all(d.weights == PRIMARY_ONLY for at, _, d in run if at < first)
+
+
+def test_the_count_starts_again_after_burst_carried_traffic_healthy_for_a_full_backoff() -> None:
+    # Burst fails at its first try (t=0, found at t=1), carries traffic healthy from its second
+    # (t=11, first round on burst t=12), then fails from t=`fail` on.
+    def scripted(fail: float) -> Callable[[float, Weights], BurstHealth]:
+        def health(at: float, current: Weights) -> BurstHealth:
+            failing = at < 5 or at >= fail
+            return SICK if failing and current.burst > 0 else WELL
+
+        return health
+
+    # Healthy on burst for 10 s (t=12 to t=22, BURST_BACKOFF): the next failure is a first again.
+    reset = live(BACKOFF, scripted(fail=23), 120)
+    assert waits(reset)[:3] == [10, 10, 20]
+    # For 9 s only: it is the second failure in a row.
+    kept = live(BACKOFF, scripted(fail=21), 120)
+    assert waits(kept)[:3] == [10, 20, 40]
+
+
+def test_the_count_does_not_start_again_while_burst_carries_no_traffic() -> None:
+    # Back on primary because the load fell, burst looks healthy, but it proves nothing.
+    run = live(BACKOFF, fails_under_traffic, 200, value=lambda at: 3.0 if 20 <= at < 60 else 30.0)
+    assert waits(run)[:3] == [10, 20 + 28, 40]  # the load was low from t=20 to t=60
+    assert run[-1][2].memory.unhealthy_episodes >= 3
+
+
+def test_no_backoff_still_means_none_however_often_burst_fails() -> None:
+    policy = replace(BACKOFF, burst_backoff=0, burst_backoff_max=0)
+    run = live(policy, fails_under_traffic, 40)
+    assert len(tries(run)) == 20 and set(waits(run)) == {1}, "tried again the very next round"
+    assert all(d.reason is not Reason.BURST_BACKOFF for _, _, d in run)
+    assert run[1][2].detail.endswith("all traffic back to primary; no back-off")
 
 
 def test_unknown_health_does_not_block() -> None:

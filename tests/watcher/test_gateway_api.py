@@ -156,10 +156,11 @@ async def test_a_missing_burst_service_sends_traffic_back_and_burst_waits_its_ba
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Istio reports a missing backend only while the route sends it traffic: back at 100/0 the
-    route is accepted again, worker-burst still missing, and burst waits only BURST_BACKOFF."""
+    route is accepted again, worker-burst still missing, and burst waits BURST_BACKOFF, then,
+    refused again, twice as long."""
     caplog.set_level(logging.INFO)
     controller.report()
-    watcher = make_watcher(burst_backoff=250)
+    watcher = make_watcher(burst_backoff=250)  # rounds are 100 s apart: 2 rounds, then 4
     load(prom, 30)
     await next_round(watcher)
     assert cluster.weights() == (0, 100)
@@ -172,6 +173,7 @@ async def test_a_missing_burst_service_sends_traffic_back_and_burst_waits_its_ba
     assert cluster.weights() == (100, 0), "back to primary"
     assert watcher.state.reason == "burst_unhealthy"
     assert "BackendNotFound" in watcher.state.detail
+    assert "backing off 250 s" in watcher.state.detail
     assert "BackendNotFound" in watcher.state.burst_health["detail"]
     assert any(
         r.levelno == logging.WARNING and "refused" in r.getMessage() for r in caplog.records
@@ -193,14 +195,19 @@ async def test_a_missing_burst_service_sends_traffic_back_and_burst_waits_its_ba
     assert routing_state(watcher) == "refused"
     await next_round(watcher)
     assert cluster.weights() == (100, 0)
+    assert "backing off 500 s (2nd failure in a row" in watcher.state.detail
 
-    # The Service exists again: the next try, after the back-off, holds.
+    # The Service exists again: the next try, after the doubled back-off, holds.
     routing = rendered(cluster.kube, ROUTING)
     cluster.apply([o for o in routing if o["metadata"]["name"] == "worker-burst"])
     controller.report()
-    for _ in range(3):
+    await next_round(watcher)
+    assert routing_state(watcher) == "applied"
+    for _ in range(4):
         await next_round(watcher)
         assert cluster.weights() == (100, 0)
+        assert watcher.state.reason == "burst_backoff", "twice as many rounds as the first time"
+        assert "backing off 500 s" in watcher.state.detail
     await next_round(watcher)
     assert cluster.weights() == (0, 100)
     controller.report()

@@ -48,6 +48,7 @@ ENV_NAMES = [
     "BURST_ERROR_QUERY",
     "MAX_BURST_ERROR_RATIO",
     "BURST_BACKOFF",
+    "BURST_BACKOFF_MAX",
     "HTTP_ROUTE",
     "PRIMARY_SERVICE",
     "BURST_SERVICE",
@@ -165,6 +166,16 @@ def test_the_policy_is_the_settings_of_the_same_names() -> None:
     assert (p.mode, p.high, p.low, p.max_failures, p.step) == ("overflow", 20, 5, 7, 25)
     assert p.empty_value is None, "'error': an empty result is a bad reading"
     assert WatcherSettings(empty_result_value=2).policy().empty_value == 2.0
+
+
+def test_the_burst_backoff_cap_must_not_be_below_the_backoff() -> None:
+    with pytest.raises(
+        ValidationError, match=r"BURST_BACKOFF_MAX \(20\) must not be below BURST_BACKOFF \(30\)"
+    ):
+        WatcherSettings(burst_backoff=30, burst_backoff_max=20)
+    p = WatcherSettings(burst_backoff=30, burst_backoff_max=30).policy()
+    assert (p.burst_backoff, p.burst_backoff_max) == (30, 30), "equal: a back-off that never grows"
+    assert WatcherSettings().policy().burst_backoff_max == 600
 
 
 def test_one_rule_for_low_and_high_equal_is_allowed() -> None:

@@ -3,7 +3,7 @@
 After a write the weights are `pending` until a read says the data plane applied them. A route
 that cannot be trusted with burst traffic (its data plane refused it, or a write stayed pending
 past the deadline) counts as burst being unhealthy: the decision then sends everything back to
-primary and keeps burst off until the route is healthy again (and BURST_BACKOFF after).
+primary and keeps burst off until the route is healthy again (and its back-off after).
 
 Actuators whose data plane reports nothing (`unverified`) never hold anything back.
 """

@@ -6,7 +6,14 @@ it between rounds and calls `Memory.after_change` once a change is really writte
 
 Rules, in order:
 1. The burst side reported unhealthy: while any traffic goes there, everything back to primary
-   at once (no dwell, no window: safety first); no traffic to burst for BURST_BACKOFF seconds.
+   at once (no dwell, no window: safety first); no traffic to burst for the back-off, counted
+   from the last round it was reported unhealthy. The back-off grows like Kubernetes'
+   CrashLoopBackOff: BURST_BACKOFF for the first unhealthy episode, doubled for each further one
+   (BURST_BACKOFF x 2^(n-1) for the n-th), at most BURST_BACKOFF_MAX. An episode is a run of
+   rounds reported unhealthy; any round not reported unhealthy (healthy or no evidence) ends it,
+   so one long unhealthy stretch is one episode. The count starts again once burst has carried
+   traffic (the weights in force give it a share) with no unhealthy report for BURST_BACKOFF
+   seconds in a row.
 2. An operator's override (primary, burst or pause) decides, whatever the readings say; only
    rule 1 still keeps traffic off a burst side known to be unhealthy.
 3. A reading that is not a number is never read as a rate: hold the weights. Once readings have
@@ -49,6 +56,12 @@ class Policy:
     max_failures: int = 3
     empty_value: float | None = 0.0  # what an empty result stands for; None: a bad reading
     burst_backoff: float = 30.0
+    burst_backoff_max: float = 600.0  # the most the back-off grows to (not below burst_backoff)
+
+    def backoff(self, episodes: int) -> float:
+        """Seconds burst is kept off after its `episodes`-th unhealthy episode in a row."""
+        doublings = min(max(episodes - 1, 0), 64)  # 2**64 x anything is past any sane cap
+        return min(self.burst_backoff * (1 << doublings), self.burst_backoff_max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +88,9 @@ class Memory:
     low_since: float | None = None  # start of the current run of "low enough to step back"
     last_change_at: float | None = None
     backoff_until: float | None = None  # no traffic to burst before this
+    unhealthy_episodes: int = 0  # in a row, with no healthy stretch on burst between them
+    unhealthy: bool = False  # the last round reported burst unhealthy (an episode is running)
+    carried_since: float | None = None  # start of burst's current run carrying traffic, healthy
 
     def after_change(self, at: float, old: Weights, new: Weights) -> Memory:
         # A step back towards primary keeps the low run: once the rate has been low for the
@@ -85,6 +101,25 @@ class Memory:
     def backing_off(self, at: float) -> bool:
         """Whether burst is still in its back-off after being unhealthy."""
         return self.backoff_until is not None and at < self.backoff_until
+
+    def after_burst_health(
+        self, policy: Policy, at: float, healthy: bool | None, current: Weights
+    ) -> Memory:
+        """Take in one round's burst health: episodes, back-off and the run that resets them."""
+        if healthy is False:
+            episodes = self.unhealthy_episodes + (0 if self.unhealthy else 1)
+            return replace(
+                self,
+                unhealthy=True,
+                unhealthy_episodes=episodes,
+                backoff_until=at + policy.backoff(episodes),
+                carried_since=None,
+            )
+        if current.burst == 0:
+            return replace(self, unhealthy=False, carried_since=None)
+        since = at if self.carried_since is None else self.carried_since
+        episodes = 0 if at - since >= policy.burst_backoff else self.unhealthy_episodes
+        return replace(self, unhealthy=False, carried_since=since, unhealthy_episodes=episodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +150,16 @@ def usable_value(policy: Policy, reading: Reading) -> float | None:
 
 def decide(policy: Policy, memory: Memory, obs: Observation, current: Weights) -> Decision:
     at = obs.at
-    if obs.burst.healthy is False:
-        memory = replace(memory, backoff_until=at + policy.burst_backoff)
-        if current.burst > 0:
-            return Decision(
-                PRIMARY_ONLY,
-                Reason.BURST_UNHEALTHY,
-                f"burst side unhealthy ({obs.burst.detail}): all traffic back to primary",
-                replace(memory, low_since=None),
-                usable_value(policy, obs.reading),
-            )
+    memory = memory.after_burst_health(policy, at, obs.burst.healthy, current)
+    if obs.burst.healthy is False and current.burst > 0:
+        return Decision(
+            PRIMARY_ONLY,
+            Reason.BURST_UNHEALTHY,
+            f"burst side unhealthy ({obs.burst.detail}): all traffic back to primary; "
+            + backoff_text(policy, memory.unhealthy_episodes),
+            replace(memory, low_since=None),
+            usable_value(policy, obs.reading),
+        )
 
     value = usable_value(policy, obs.reading)
     if value is None:
@@ -145,6 +180,23 @@ def decide(policy: Policy, memory: Memory, obs: Observation, current: Weights) -
             reason, why = held
             target, detail = current, f"{detail}; {why}"
     return Decision(target, reason, detail, memory, value)
+
+
+def backoff_text(policy: Policy, episodes: int) -> str:
+    """The back-off and why it is that long, for the page and the ledger."""
+    seconds = policy.backoff(episodes)
+    if seconds <= 0:
+        return "no back-off"
+    text = f"backing off {seconds:g} s"
+    if episodes <= 1:
+        return text
+    grown = "the most" if seconds == policy.burst_backoff_max else "doubled each time"
+    return f"{text} ({_ordinal(episodes)} failure in a row, {grown})"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def in_outage(policy: Policy, memory: Memory, at: float) -> bool:
@@ -196,7 +248,11 @@ def _held_back(
         if memory.backing_off(at):
             assert memory.backoff_until is not None
             left = memory.backoff_until - at
-            return Reason.BURST_BACKOFF, f"but burst was unhealthy: backing off {left:.0f} s more"
+            backing_off = backoff_text(policy, memory.unhealthy_episodes)
+            return (
+                Reason.BURST_BACKOFF,
+                f"but burst was unhealthy: {backing_off}, {left:.0f} s more",
+            )
     if memory.last_change_at is not None and at - memory.last_change_at < policy.min_dwell:
         left = policy.min_dwell - (at - memory.last_change_at)
         return Reason.DWELL, f"waiting {left:.1f} s of minimum dwell"

@@ -249,7 +249,16 @@ class WatcherSettings(HTTPServiceSettings):
         0.2, ge=0, le=1, description="error ratio above which burst counts as unhealthy"
     )
     burst_backoff: float = Field(
-        30, ge=0, description="seconds to keep traffic off burst after it was unhealthy"
+        30,
+        ge=0,
+        description="seconds to keep traffic off burst after it was unhealthy (the first time; "
+        "doubled for each further unhealthy episode in a row, up to BURST_BACKOFF_MAX)",
+    )
+    burst_backoff_max: float = Field(
+        600,
+        ge=0,
+        description="the most the burst back-off grows to while burst keeps failing; the count "
+        "starts again once burst has carried traffic, healthy, for BURST_BACKOFF seconds",
     )
     graceful_timeout: GracefulTimeout = 5.0
 
@@ -303,6 +312,15 @@ class WatcherSettings(HTTPServiceSettings):
         problem = thresholds_problem(self.low, self.high)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _backoff_cap_above_backoff(self) -> WatcherSettings:
+        if self.burst_backoff_max < self.burst_backoff:
+            raise ValueError(
+                f"BURST_BACKOFF_MAX ({self.burst_backoff_max:g}) must not be below "
+                f"BURST_BACKOFF ({self.burst_backoff:g})"
+            )
         return self
 
     @model_validator(mode="after")
