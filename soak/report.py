@@ -158,6 +158,8 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) or "-"
     return str(value)
 
 
@@ -187,6 +189,7 @@ def write(out_dir: Path, figures: dict[str, Any], picture: bytes) -> Path:
             "watcher_ready",
             "worst",
             "lost_inside",
+            "watcher_unready_because",
         ],
     )
     procs = table(

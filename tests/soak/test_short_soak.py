@@ -64,6 +64,7 @@ def test_a_short_soak_recovers_from_every_fault_and_loses_nothing(tmp_path: Path
 
     page = (tmp_path / "soak.html").read_text()
     assert "data:image/png;base64," in page and "worker SIGKILL" in page
+    assert "<th>watcher_unready_because</th>" in page
 
     # `./run soak --report-only` on what an older soak saved: a field since removed, one added.
     saved = tmp_path / "observed.json"
