@@ -164,6 +164,17 @@ class LocalKube:
         tls.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
         return httpx.Client(base_url=self.server, verify=tls, timeout=timeout)
 
+    def delete_namespace(self, namespace: str, *collections: str) -> None:
+        """Delete `namespace`, and first every object in each of its `collections` (API paths):
+        with no namespace controller here a deleted namespace only turns Terminating and keeps
+        what is in it, which an istiod watching this API still acts on."""
+        with self.admin_client() as admin:
+            for collection in collections:
+                admin.delete(collection).raise_for_status()
+            gone = admin.delete(f"/api/v1/namespaces/{namespace}")
+            if gone.status_code != 404:
+                gone.raise_for_status()
+
     def kubectl(
         self,
         *args: str,

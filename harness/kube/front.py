@@ -191,11 +191,9 @@ class KubeFront(BackgroundHTTPServer):
     def stop(self) -> None:
         super().stop()
         # Its VirtualServices go with it: an istiod watching the same API server would merge a
-        # leftover one with any later route for the same host (the oldest wins). The namespace
-        # itself stays Terminating: no namespace controller runs here to empty it.
+        # leftover one with any later route for the same host (the oldest wins).
         with contextlib.suppress(httpx.TransportError):  # a test that left the server down
-            self._admin.delete(VS_API.format(ns=self.namespace)).raise_for_status()
-            self._admin.delete(f"/api/v1/namespaces/{self.namespace}").raise_for_status()
+            self.kube.delete_namespace(self.namespace, VS_API.format(ns=self.namespace))
         self._admin.close()
         self._upstream.close()
 

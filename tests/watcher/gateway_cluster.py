@@ -24,6 +24,12 @@ CONTROLLER = "istio.io/gateway-controller"
 WATCHER_ACCOUNT = ("ServiceAccount", "Role", "RoleBinding")
 PARENT = ("Service", "worker-service")  # the route's parentRef (k8s/base/worker)
 USE_WAYPOINT = "istio.io/use-waypoint"
+HTTP_ROUTES = "/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes"
+# ResolvedWaypoints' message when neither the parent Service nor its namespace names a waypoint
+NO_WAYPOINT = (
+    "istio.io/use-waypoint label missing from parent and parent namespace; "
+    "in ambient mode, route will not be respected"
+)
 
 Obj = dict[str, Any]
 
@@ -40,7 +46,7 @@ class Cluster:
         self.kube = kube
         self.namespace = namespace
         self.http = kube.admin_client()
-        self.path = f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/{ROUTE}"
+        self.path = f"{HTTP_ROUTES.format(namespace=namespace)}/{ROUTE}"
 
     def apply(self, objects: list[Obj]) -> None:
         for obj in objects:
@@ -138,10 +144,7 @@ class PlayedController:
             accepted = condition("Accepted", "False", "NoMatchingParent", message)
             waypoints["message"] = "parent not found"
         elif not (uses_waypoint(parent) or uses_waypoint(self.cluster.namespace_object())):
-            waypoints["message"] = (
-                "istio.io/use-waypoint label missing from parent and parent namespace; "
-                "in ambient mode, route will not be respected"
-            )
+            waypoints["message"] = NO_WAYPOINT
         resolved = condition("ResolvedRefs", "True", "ResolvedRefs", "All references resolved")
         # istiod drops a backendRef of weight 0 before it looks the Service up: a missing
         # Service is reported only while it is meant to get traffic. The last one missing wins.
@@ -190,4 +193,4 @@ def gateway_api_namespace(kube: LocalKube) -> Iterator[Cluster]:
         yield made
     finally:
         made.close()
-        kube.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+        kube.delete_namespace(namespace, HTTP_ROUTES.format(namespace=namespace))

@@ -29,6 +29,7 @@ from tests.watcher.fake_http import ScriptedServer
 from tests.watcher.gateway_cluster import (
     AMBIENT,
     CONTROLLER,
+    NO_WAYPOINT,
     ROUTE,
     ROUTING,
     Cluster,
@@ -367,10 +368,7 @@ def test_acceptance_needs_every_parent_and_the_current_generation() -> None:
 def test_a_route_no_waypoint_applies_is_refused_in_istios_words() -> None:
     """Istio in ambient mode keeps ResolvedWaypoints True and says only in its message that
     nothing applies the route (the message as tests/istio/test_istiod_route_status.py sees it)."""
-    ignored = (
-        "istio.io/use-waypoint label missing from parent and parent namespace; "
-        "in ambient mode, route will not be respected"
-    )
+    ignored = NO_WAYPOINT
 
     def route(message: str, observed: int) -> Obj:
         conditions = [
